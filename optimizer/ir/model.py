@@ -1,0 +1,291 @@
+"""Loading, validating and saving ONNX models.
+
+``Model`` pairs an onnx-graphsurgeon graph with the model-level fields graphsurgeon does not
+carry (metadata, model version, node doc strings and metadata), so a load -> save round trip
+keeps everything a user put in the file. Weights stored externally stay external on save.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+from google.protobuf.message import DecodeError
+
+from optimizer.errors import InvalidModelError, ModelLoadError, UnsupportedModelError
+
+log = logging.getLogger(__name__)
+
+# Protobuf cannot serialize a message over 2 GiB: above this, weights must go external.
+_PROTO_LIMIT = 2**31 - 1
+# Domains onnxruntime (the reference every result is checked against) can run.
+KNOWN_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "ai.onnx.preview.training"})
+
+
+@dataclass
+class Model:
+    """An ONNX model being optimized.
+
+    Attributes:
+        graph: The main graph (onnx-graphsurgeon), subgraphs reachable through node attributes.
+        opset: Version of the default ONNX domain.
+        source_path: Where it was loaded from, if anywhere.
+        external_data: Whether the source stored weights externally (kept external on save).
+    """
+
+    graph: gs.Graph
+    opset: int
+    ir_version: int = 8
+    metadata_props: dict[str, str] = field(default_factory=dict)
+    model_version: int = 0
+    domain: str = ""
+    doc_string: str = ""
+    node_info: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    provenance: dict[str, dict[str, str]] = field(default_factory=dict)
+    source_path: Path | None = None
+    external_data: bool = False
+    # Initializers in the file that no node reads: the importer already dropped them, the
+    # dead-code pass reports them.
+    unused_initializers: int = 0
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def from_proto(cls, proto: onnx.ModelProto, source_path: Path | None = None) -> Model:
+        """Wraps a ModelProto. The proto must already have its external data loaded."""
+        check_domains(proto, source_path)
+        graph = gs.import_onnx(proto)
+        opset = next(
+            (o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), graph.opset
+        )
+        node_info = {}
+        for node in _iter_node_protos(proto.graph):
+            if node.name and (node.doc_string or len(node.metadata_props)):
+                node_info[node.name] = (
+                    node.doc_string,
+                    {p.key: p.value for p in node.metadata_props},
+                )
+        used = {i for n in _iter_node_protos(proto.graph) for i in n.input}
+        used.update(o.name for o in proto.graph.output)
+        unused = sum(1 for t in proto.graph.initializer if t.name not in used)
+        return cls(
+            unused_initializers=unused,
+            graph=graph,
+            opset=int(opset),
+            ir_version=proto.ir_version,
+            metadata_props={p.key: p.value for p in proto.metadata_props},
+            model_version=proto.model_version,
+            domain=proto.domain,
+            doc_string=proto.doc_string,
+            node_info=node_info,
+            source_path=source_path,
+        )
+
+    def copy(self) -> Model:
+        """A deep copy (graph included): passes may then mutate it freely."""
+        clone = Model.from_proto(self.to_proto(), self.source_path)
+        clone.external_data = self.external_data
+        clone.provenance = {k: dict(v) for k, v in self.provenance.items()}
+        return clone
+
+    # -- export -------------------------------------------------------------------------------
+
+    def to_proto(self) -> onnx.ModelProto:
+        """Exports to a ModelProto, restoring model-level fields and node metadata."""
+        self.graph.opset = self.opset
+        proto = gs.export_onnx(self.graph, do_type_check=False)
+        proto.ir_version = max(self.ir_version, _min_ir_version(self.opset))
+        proto.model_version = self.model_version
+        proto.domain = self.domain
+        proto.doc_string = self.doc_string
+        del proto.metadata_props[:]
+        for key, value in self.metadata_props.items():
+            proto.metadata_props.add(key=key, value=value)
+        for node in _iter_node_protos(proto.graph):
+            if node.name in self.node_info:
+                doc, props = self.node_info[node.name]
+                node.doc_string = doc
+                _set_node_props(node, props)
+            if node.name in self.provenance:
+                _set_node_props(node, self.provenance[node.name])
+        return proto
+
+    def save(self, path: str | os.PathLike[str], external_data: bool | None = None) -> None:
+        """Writes the model atomically: a temporary directory beside ``path``, then renames.
+
+        Weights go to ``<name>.data`` when the source had external data, when asked, or when
+        the model would not fit in one protobuf (2 GiB).
+        """
+        path = Path(path)
+        proto = self.to_proto()
+        if external_data is None:
+            external_data = self.external_data or _approx_size(proto) > _PROTO_LIMIT // 2
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            tmp_model = tmpdir / path.name
+            data_name = path.name + ".data"
+            if external_data:
+                onnx.save_model(
+                    proto,
+                    tmp_model,
+                    save_as_external_data=True,
+                    all_tensors_to_one_file=True,
+                    location=data_name,
+                    size_threshold=1024,
+                )
+            else:
+                onnx.save_model(proto, tmp_model)
+            if (tmpdir / data_name).exists():
+                os.replace(tmpdir / data_name, path.parent / data_name)
+            os.replace(tmp_model, path)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    def serialized_size(self) -> int:
+        """Bytes of the model when saved (weights included)."""
+        return _approx_size(self.to_proto())
+
+
+def load(path: str | os.PathLike[str], check: bool = True) -> Model:
+    """Loads and validates an ONNX model file.
+
+    Raises:
+        ModelLoadError: missing, unreadable, not ONNX, truncated or corrupt.
+        InvalidModelError: ONNX, but the checker rejects the graph.
+        UnsupportedModelError: an unknown domain or a too-new opset.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file")
+    if path.is_dir():
+        raise ModelLoadError(f"{path}: is a directory, expected an .onnx file")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except DecodeError as exc:
+        raise ModelLoadError(
+            f"{path}: not a valid ONNX protobuf (truncated or corrupt file: {exc})"
+        ) from None
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"{path}: cannot read model: {_first_line(exc)}") from None
+    if not proto.HasField("graph") or proto.ir_version <= 0 or not proto.opset_import:
+        raise ModelLoadError(f"{path}: not an ONNX model (no graph, IR version or opset import)")
+    external = _uses_external_data(proto)
+    if external:
+        try:
+            onnx.load_external_data_for_model(proto, str(path.parent))
+        except (OSError, ValueError, onnx.checker.ValidationError) as exc:
+            raise ModelLoadError(f"{path}: cannot load external weights: {_first_line(exc)}") from None
+    if check:
+        check_model(proto, path)
+    model = Model.from_proto(proto, source_path=path)
+    model.external_data = external
+    return model
+
+
+def check_model(proto: onnx.ModelProto, where: Path | str = "model") -> None:
+    """Runs onnx.checker (full check, with strict shape inference) and the domain check."""
+    check_domains(proto, where)
+    try:
+        if _approx_size(proto) > _PROTO_LIMIT // 2:
+            with tempfile.TemporaryDirectory() as tmp:
+                tmp_path = Path(tmp) / "m.onnx"
+                onnx.save_model(proto, tmp_path, save_as_external_data=True, location="m.data")
+                onnx.checker.check_model(str(tmp_path), full_check=True)
+        else:
+            onnx.checker.check_model(proto, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise InvalidModelError(f"{where}: invalid graph: {_first_line(exc)}") from None
+
+
+def check_domains(proto: onnx.ModelProto, where: Path | str | None = "model") -> None:
+    """Rejects opset imports this tool (and onnxruntime) cannot handle, naming them."""
+    latest = onnx.defs.onnx_opset_version()
+    for imp in proto.opset_import:
+        if imp.domain not in KNOWN_DOMAINS:
+            ops = sorted({n.op_type for n in _iter_node_protos(proto.graph) if n.domain == imp.domain})
+            local = {(f.domain, f.name) for f in proto.functions}
+            if ops and all((imp.domain, op) in local for op in ops):
+                continue  # every op of the domain is a model-local function: fine
+            if not ops and not any(f.domain == imp.domain for f in proto.functions):
+                continue  # an unused import: harmless
+            raise UnsupportedModelError(
+                f"{where}: unknown operator domain '{imp.domain}' (ops: {', '.join(ops) or '-'}); "
+                "supported: " + ", ".join(repr(d) for d in sorted(KNOWN_DOMAINS))
+            )
+        if imp.domain in ("", "ai.onnx") and not 1 <= imp.version <= latest:
+            raise UnsupportedModelError(
+                f"{where}: opset {imp.version} of the default domain is not supported "
+                f"(this onnx knows opsets 1..{latest})"
+            )
+
+
+def _iter_node_protos(graph: onnx.GraphProto):
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _iter_node_protos(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from _iter_node_protos(sub)
+
+
+def _set_node_props(node: onnx.NodeProto, props: dict[str, str]) -> None:
+    existing = {p.key: p for p in node.metadata_props}
+    for key, value in props.items():
+        if key in existing:
+            existing[key].value = value
+        else:
+            node.metadata_props.add(key=key, value=value)
+
+
+def _uses_external_data(proto: onnx.ModelProto) -> bool:
+    for tensor in _iter_tensors(proto.graph):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            return True
+    return False
+
+
+def _iter_tensors(graph: onnx.GraphProto):
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR:
+                yield attr.t
+            elif attr.type == onnx.AttributeProto.GRAPH:
+                yield from _iter_tensors(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from _iter_tensors(sub)
+
+
+def _approx_size(proto: onnx.ModelProto) -> int:
+    """Serialized size without serializing (which fails above 2 GiB): sum of tensor bytes."""
+    total = 0
+    for tensor in _iter_tensors(proto.graph):
+        total += len(tensor.raw_data) or tensor.ByteSize()
+    return total + 4096 + 64 * len(proto.graph.node)
+
+
+def _min_ir_version(opset: int) -> int:
+    # IR versions from onnx/helper.py VERSION_TABLE; the checker rejects an older IR for an opset.
+    table = [(21, 10), (19, 9), (15, 8), (13, 7), (11, 6), (10, 5), (9, 4), (1, 3)]
+    return next(ir for ops, ir in table if opset >= ops)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+def numpy_dtype(elem_type: int) -> np.dtype:
+    """The NumPy dtype of an ONNX TensorProto element type."""
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
