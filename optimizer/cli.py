@@ -1,0 +1,162 @@
+"""The ``optimize`` command line.
+
+Errors are one line on stderr and a non-zero exit: 2 for bad input or usage, 1 when the
+optimized model fails the numerical check, 3 for internal errors (bugs). ``--debug`` shows
+the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from optimizer import __version__
+from optimizer.errors import InvariantError, OptimizerError, UsageError
+
+log = logging.getLogger("optimizer")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="optimize",
+        description="Optimize an ONNX model: fold, fuse and clean the graph, prove the result "
+        "equal to the original in onnxruntime, and write it atomically.",
+        epilog="example: optimize model.onnx -o model.opt.onnx --input-shape images:1x3x640x640",
+    )
+    p.add_argument("model", nargs="?", help="input .onnx file")
+    p.add_argument("-o", "--output", help="output .onnx file")
+    p.add_argument("-O", dest="level", choices=["0", "1", "2"], default="2", help="pipeline: 0 none, 1 cleanup, 2 cleanup+fusion (default)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME:DIMS", help="pin an input shape, e.g. images:1x3x640x640 (repeatable)")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="also check on this input array (repeatable; one set of inputs)")
+    p.add_argument("--target-opset", type=int, help="upgrade the model to this opset first (unlocks Gelu at 20, LayerNormalization at 17)")
+    p.add_argument("--disable", action="append", default=[], metavar="PASS", help="skip a pass (repeatable; see --list-passes)")
+    p.add_argument("--no-check", action="store_true", help="skip the numerical check against the original")
+    p.add_argument("--atol", type=float, default=1e-4, help="check: absolute tolerance (default 1e-4)")
+    p.add_argument("--rtol", type=float, default=1e-3, help="check: relative tolerance (default 1e-3)")
+    p.add_argument("--trials", type=int, default=2, help="check: random input sets (default 2)")
+    p.add_argument("--dump-after-each", metavar="DIR", help="save the model after every pass that changed it")
+    p.add_argument("--explain", action="append", default=[], metavar="RULE", help="say why RULE did not fire (repeatable; 'all' for every rule)")
+    p.add_argument("--verify-each", action="store_true", help="check graph invariants after every pass")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("-v", "--verbose", action="store_true", help="full op table and time per pass")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
+    p.add_argument("--list-passes", action="store_true", help="list the passes and exit")
+    p.add_argument("--version", action="version", version=f"optimize {__version__}")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else (logging.INFO if args.verbose else logging.WARNING),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return _run(args)
+    except OptimizerError as exc:
+        if args.debug:
+            raise
+        print(f"optimize: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except InvariantError as exc:
+        if args.debug:
+            raise
+        print(f"optimize: internal error (please report): {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("optimize: interrupted; nothing written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so in one line, keep the traceback for --debug
+        if args.debug:
+            raise
+        print(f"optimize: internal error (please report; rerun with --debug): {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        return 3
+
+
+def _run(args: argparse.Namespace) -> int:
+    from optimizer import ir
+    from optimizer.optimize import OptimizeOptions, optimize_file
+    from optimizer.passes import pipelines
+    from optimizer.report import format_report, to_json
+
+    if args.list_passes:
+        for p in pipelines.all_passes():
+            print(f"{p.name:34} {p.summary}")
+        return 0
+    if not args.model:
+        raise UsageError("no input model given (usage: optimize MODEL.onnx -o OUT.onnx)")
+    if not args.output:
+        raise UsageError("no output given: add -o OUT.onnx")
+    shapes = dict(ir.parse_shape_spec(s) for s in args.input_shape)
+    options = OptimizeOptions(
+        level=f"O{args.level}",
+        input_shapes=shapes,
+        target_opset=args.target_opset,
+        disable=set(args.disable),
+        check=not args.no_check,
+        inputs=_load_inputs(args.input),
+        trials=max(1, args.trials),
+        atol=args.atol,
+        rtol=args.rtol,
+        dump_dir=Path(args.dump_after_each) if args.dump_after_each else None,
+        explain=set(args.explain),
+        verify=args.verify_each or args.debug,
+    )
+    progress = _progress(enabled=not (args.quiet or args.json) and sys.stderr.isatty())
+    try:
+        report = optimize_file(args.model, args.output, options, progress=progress)
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps(to_json(report), indent=2))
+    elif not args.quiet:
+        print(format_report(report, verbose=args.verbose))
+    return 0
+
+
+def _load_inputs(specs: Sequence[str]) -> list[dict[str, np.ndarray]]:
+    if not specs:
+        return []
+    feed: dict[str, np.ndarray] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--input '{spec}': expected NAME=FILE.npy")
+        try:
+            feed[name] = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise UsageError(f"--input {name}: {path}: no such file") from None
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--input {name}: {path}: not a readable .npy file ({exc})") from None
+    return [feed]
+
+
+class _progress:
+    """A one-line progress display of the pass being run (stderr, TTY only)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc="optimizing", unit=" pass", leave=False, file=sys.stderr)
+
+    def __call__(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(name)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""IR facade: round trips keep what users put in the file; external data stays external."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper, numpy_helper
+
+from optimizer import ir
+from optimizer.errors import UsageError
+from tests.helpers import FLOAT, make_model
+
+
+def _model_with_if() -> onnx.ModelProto:
+    then_g = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["t_out"], name="then_add")],
+        "then", [], [helper.make_tensor_value_info("t_out", FLOAT, [2, 3])],
+    )
+    else_g = helper.make_graph(
+        [helper.make_node("Sub", ["x", "w"], ["e_out"], name="else_sub")],
+        "else", [], [helper.make_tensor_value_info("e_out", FLOAT, [2, 3])],
+    )
+    nodes = [
+        helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0, name="sum"),
+        helper.make_node("Greater", ["s", "zero"], ["cond"], name="gt"),
+        helper.make_node("If", ["cond"], ["y"], then_branch=then_g, else_branch=else_g, name="if"),
+    ]
+    model = make_model(
+        nodes, [("x", FLOAT, [2, 3])], [("y", FLOAT, [2, 3])],
+        {"w": np.ones((2, 3), np.float32), "zero": np.zeros((), np.float32)}, opset=13,
+    )
+    model.metadata_props.add(key="author", value="test")
+    model.doc_string = "doc"
+    model.graph.node[0].doc_string = "node doc"
+    return model
+
+
+def test_round_trip_keeps_metadata_and_subgraphs(tmp_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    onnx.save(_model_with_if(), path)
+    model = ir.load(path)
+    out = tmp_path / "out.onnx"
+    model.save(out)
+    proto = onnx.load(out)
+    onnx.checker.check_model(proto, full_check=True)
+    assert {p.key: p.value for p in proto.metadata_props} == {"author": "test"}
+    assert proto.doc_string == "doc"
+    assert proto.graph.node[0].doc_string == "node doc"
+    assert [n.op_type for n in proto.graph.node] == ["ReduceSum", "Greater", "If"]
+    branches = {a.name: a.g.node[0].op_type for a in proto.graph.node[2].attribute}
+    assert branches == {"then_branch": "Add", "else_branch": "Sub"}
+    assert sorted(g.name for g in ir.iter_graphs(model.graph)) == ["else", "test", "then"]
+
+
+def test_external_data_stays_external(tmp_path: Path) -> None:
+    w = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
+    proto = make_model(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        [("x", FLOAT, [1, 64])], [("y", FLOAT, [1, 64])], {"w": w},
+    )
+    src = tmp_path / "ext.onnx"
+    onnx.save_model(proto, src, save_as_external_data=True, location="weights.bin", size_threshold=0)
+    model = ir.load(src)
+    assert model.external_data
+    out = tmp_path / "sub" / "out.onnx"
+    model.save(out)
+    assert (tmp_path / "sub" / "out.onnx.data").stat().st_size >= w.nbytes
+    assert out.stat().st_size < w.nbytes  # the weights are not inside the protobuf
+    loaded = onnx.load(out)
+    np.testing.assert_array_equal(numpy_helper.to_array(loaded.graph.initializer[0]), w)
+
+
+def test_pin_input_shapes_propagates_symbols() -> None:
+    proto = make_model(
+        [helper.make_node("Add", ["a", "b"], ["y"])],
+        [("a", FLOAT, ["batch", 4]), ("b", FLOAT, ["batch", 4])], [("y", FLOAT, ["batch", 4])],
+    )
+    model = ir.Model.from_proto(proto)
+    symbols = ir.pin_input_shapes(model, {"a": [3, 4]})
+    assert symbols == {"batch": 3}
+    assert [v.shape for v in model.graph.inputs] == [[3, 4], [3, 4]]
+    with pytest.raises(UsageError, match="fixed to 4"):
+        ir.pin_input_shapes(model, {"a": [3, 5]})
+
+
+def test_parse_shape_spec() -> None:
+    assert ir.parse_shape_spec("images:1x3x640x640") == ("images", [1, 3, 640, 640])
+    assert ir.parse_shape_spec("ns:input:0:2x8") == ("ns:input:0", [2, 8])
+    with pytest.raises(UsageError):
+        ir.parse_shape_spec("1x3")
+
+
+def test_infer_shapes_symbolic() -> None:
+    proto = make_model(
+        [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0]), helper.make_node("Relu", ["t"], ["y"])],
+        [("x", FLOAT, ["N", 5])], [("y", FLOAT, [5, "N"])],
+    )
+    model = ir.Model.from_proto(proto)
+    ir.infer_shapes(model)
+    t = model.graph.nodes[0].outputs[0]
+    assert t.shape == [5, "N"]
+    assert t.dtype == np.float32
+
+
+def test_verify_reports_dangling_value() -> None:
+    proto = make_model(
+        [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Neg", ["a"], ["y"])],
+        [("x", FLOAT, [2])], [("y", FLOAT, [2])],
+    )
+    model = ir.Model.from_proto(proto)
+    assert ir.graph_problems(model.graph) == []
+    model.graph.nodes.reverse()  # Neg now reads 'a' before Relu defines it
+    problems = ir.graph_problems(model.graph)
+    assert problems and "used before it is defined" in problems[0]
