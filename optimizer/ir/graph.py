@@ -165,7 +165,8 @@ def attr_str(node: Node, name: str, default: str | None = None) -> str | None:
 
 def unique_name(graph: Graph, base: str) -> str:
     """A value/node name not used in the graph (or its subgraphs), derived from ``base``."""
-    taken = getattr(graph, _NAMES_ATTR, None)
+    # Not getattr: gs.Graph.__getattr__ treats unknown names as registered functions and logs.
+    taken = graph.__dict__.get(_NAMES_ATTR)
     if taken is None:
         taken = set()
         for g in iter_graphs(graph):

@@ -131,7 +131,7 @@ def _match_op(graph: Graph, pat: OpPattern, node: Node, m: Match, root: bool) ->
     orders = [inputs]
     if pat.commutative and len(inputs) == 2:
         orders.append(inputs[::-1])
-    last = Match.fail("no input order matched", node)
+    first_failure: Match | None = None
     for order in orders:
         trial = Match(True, values=dict(m.values), nodes=dict(m.nodes))
         if pat.name:
@@ -144,8 +144,9 @@ def _match_op(graph: Graph, pat: OpPattern, node: Node, m: Match, root: bool) ->
         if trial:
             m.values, m.nodes = trial.values, trial.nodes
             return m
-        last = trial
-    return last
+        first_failure = first_failure or trial
+    # Report the failure in the inputs' own order: the swapped order's reason misleads.
+    return first_failure or Match.fail("no input order matched", node)
 
 
 def _match_input(graph: Graph, pat: Pattern, value: Value | None, m: Match) -> Match:
@@ -183,7 +184,9 @@ class Rule:
         pattern: What to look for, rooted at the node whose outputs get replaced.
         check: Semantic conditions beyond structure; returns ``OK`` or ``Match.fail(reason)``.
         rewrite: Adds the replacement nodes and redirects the root's outputs to them
-            (``ir.replace_all_uses``); the engine removes what became dead.
+            (``ir.replace_all_uses``); the engine removes what became dead. A rewrite that
+            absorbs nodes beyond the pattern adds them to ``match.nodes`` so they are
+            recorded in provenance and not matched again in the same sweep.
     """
 
     name: str
@@ -213,14 +216,20 @@ class RewritePass(Pass):
         fired = 0
         by_op: dict[str, list[Rule]] = {}
         for rule in self.rules:
-            if model.opset >= rule.min_opset:
-                by_op.setdefault(rule.pattern.op, []).append(rule)
+            by_op.setdefault(rule.pattern.op, []).append(rule)
         for graph in list(ir.iter_graphs(model.graph)):
             dead: set[int] = set()
             for node in list(graph.nodes):
                 if id(node) in dead:
                     continue
                 for rule in by_op.get(node.op, ()):
+                    if model.opset < rule.min_opset:
+                        reason = (
+                            f"needs opset >= {rule.min_opset} (model has {model.opset}); "
+                            f"use --target-opset {rule.min_opset}"
+                        )
+                        self._explain(ctx, rule, node, Match.fail(reason, node))
+                        continue
                     m = match(graph, rule.pattern, node)
                     if m:
                         checked = rule.check(model, graph, m)
