@@ -240,6 +240,9 @@ def keep_interface_name(graph: Graph, old: Value, new: Value) -> None:
         or is_graph_input(graph, new)
         or is_graph_output(graph, new)
         or producer(new) is None
+        # A value computed in an enclosing graph: renaming it would rename an outer value,
+        # and ONNX wants an Identity between an outer-scope value and a subgraph output.
+        or not any(n is producer(new) for n in graph.nodes)
     )
     old_name = old.name
     if needs_identity:
