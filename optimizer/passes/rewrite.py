@@ -144,9 +144,10 @@ def _match_op(graph: Graph, pat: OpPattern, node: Node, m: Match, root: bool) ->
         if trial:
             m.values, m.nodes = trial.values, trial.nodes
             return m
-        first_failure = first_failure or trial
+        if first_failure is None:  # (a failed Match is falsy: test for None explicitly)
+            first_failure = trial
     # Report the failure in the inputs' own order: the swapped order's reason misleads.
-    return first_failure or Match.fail("no input order matched", node)
+    return first_failure if first_failure is not None else Match.fail("no input order matched", node)
 
 
 def _match_input(graph: Graph, pat: Pattern, value: Value | None, m: Match) -> Match:
