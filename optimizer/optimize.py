@@ -118,12 +118,6 @@ def optimize_model(
     size_before = _source_size(model)
     opset_before = model.opset
 
-    reference = Session(model) if options.check else None
-    feeds: list[dict[str, np.ndarray]] = []
-    if reference is not None:
-        _validate_user_inputs(options.inputs, reference)
-        feeds = make_trial_feeds(reference, options.input_shapes, options.inputs, options.trials, options.seed)
-
     def prepare() -> Model:
         work = model.copy()
         if options.input_shapes:
@@ -131,6 +125,13 @@ def optimize_model(
         if options.target_opset is not None:
             work = ir.convert_opset(work, options.target_opset)
         return work
+
+    prepared: list[Model] = [prepare()]  # first: bad --input-shape / --target-opset fail fast
+    reference = Session(model) if options.check else None
+    feeds: list[dict[str, np.ndarray]] = []
+    if reference is not None:
+        _validate_user_inputs(options.inputs, reference)
+        feeds = make_trial_feeds(reference, options.input_shapes, options.inputs, options.trials, options.seed)
 
     def run_pipeline(limit: int | None = None) -> tuple[RunResult, PassContext]:
         ctx = PassContext(
@@ -140,7 +141,8 @@ def optimize_model(
             verify=options.verify,
         )
         manager = PassManager(pipelines.build(options.level), options.disable, options.dump_dir if limit is None else None, progress)
-        return manager.run(prepare(), ctx, limit=limit), ctx
+        work = prepared.pop() if prepared else prepare()
+        return manager.run(work, ctx, limit=limit), ctx
 
     run, ctx = run_pipeline()
     result = run.model

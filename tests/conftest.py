@@ -2,4 +2,4 @@ from __future__ import annotations
 
 import logging
 
-logging.getLogger("optimizer").setLevel(logging.DEBUG)
+logging.getLogger("optimizer").setLevel(logging.INFO)

@@ -182,7 +182,7 @@ def unique_name(graph: Graph, base: str) -> str:
 
 def make_constant(graph: Graph, array: np.ndarray, name: str = "const") -> Constant:
     """A new initializer value (not yet used by any node)."""
-    return gs.Constant(unique_name(graph, name), np.ascontiguousarray(array))
+    return gs.Constant(unique_name(graph, name), _c_array(array))
 
 
 def make_value(graph: Graph, name: str, dtype: Any = None, shape: Sequence | None = None) -> Variable:
@@ -305,3 +305,8 @@ def rank(value: Value) -> int | None:
     if isinstance(value, gs.Constant):
         return value.values.ndim
     return None if value.shape is None else len(value.shape)
+
+
+def _c_array(array: np.ndarray) -> np.ndarray:
+    # Not np.ascontiguousarray: it turns 0-d arrays (scalars) into shape [1].
+    return np.asarray(array, order="C")

@@ -48,7 +48,7 @@ class LiftConstantNodes(Pass):
             array = constant_node_value(node)
             if array is None:
                 continue
-            const = ir.Constant(out.name, np.ascontiguousarray(array))
+            const = ir.Constant(out.name, _c_array(array))
             users = ir.consumers(out)
             ir.remove_node(graph, node)
             for user in users:
@@ -57,3 +57,8 @@ class LiftConstantNodes(Pass):
                         user.inputs[i] = const
             stats["Constant node lifted"] += 1
         return result(model, stats)
+
+
+def _c_array(array: np.ndarray) -> np.ndarray:
+    # Not np.ascontiguousarray: it turns 0-d arrays (scalars) into shape [1].
+    return np.asarray(array, order="C")

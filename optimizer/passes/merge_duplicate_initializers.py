@@ -22,7 +22,7 @@ def array_key(array: np.ndarray) -> Hashable:
         return ("strings", array.shape, tuple(array.reshape(-1).tolist()))
     data = np.ascontiguousarray(array)
     digest = hashlib.blake2b(data.reshape(-1).view(np.uint8), digest_size=16).digest()
-    return ("array", data.dtype.str, data.shape, digest)
+    return ("array", array.dtype.str, array.shape, digest)
 
 
 def same_array(a: np.ndarray, b: np.ndarray) -> bool:
