@@ -24,6 +24,7 @@ from optimizer.passes.merge_duplicate_initializers import MergeDuplicateInitiali
 from optimizer.passes.optimize_transposes import OptimizeTransposes
 from optimizer.passes.recognize_activations import RecognizeActivations
 from optimizer.passes.recognize_layer_norm import RecognizeLayerNorm
+from optimizer.passes.reshape_copy_dims import ReshapeCopyDims
 
 
 def o0() -> list[PipelineEntry]:
@@ -35,6 +36,7 @@ def _cleanup_round() -> list[Pass]:
     return [
         InferShapes(),  # fresh shapes: folding and no-op checks read them
         FoldConstants(),  # after shape inference: Shape of a static tensor becomes constant
+        ReshapeCopyDims(),  # after folding: what stays dynamic in a Reshape target may be a 0
         EliminateNoops(),  # folding exposes x*1, Reshape-to-same-shape, ...
         CollapseReshapeChains(),  # after no-ops: chains are shorter and constant
         EliminateDeadCode(),  # drop what folding and bypassing orphaned

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+
+from optimizer.passes.reshape_copy_dims import ReshapeCopyDims
+from tests.helpers import FLOAT, assert_equivalent, make_model, op_list, random_feeds, run_pass
+
+
+def _view_batch_minus_one(opset: int = 13):
+    """x.view(x.size(0), -1) as the legacy exporter writes it, dynamic batch."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "zero"], ["b"], axis=0),
+        helper.make_node("Unsqueeze", ["b", "axes0"], ["b1"]),
+        helper.make_node("Concat", ["b1", "minus1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+    ]
+    inits = {
+        "zero": np.array(0, np.int64),
+        "axes0": np.array([0], np.int64),
+        "minus1": np.array([-1], np.int64),
+    }
+    return make_model(
+        nodes, [("x", FLOAT, ["N", 4, 2, 2])], [("y", FLOAT, ["N", 16])], inits, opset=opset
+    )
+
+
+def test_view_size0_minus1_becomes_constant() -> None:
+    proto = _view_batch_minus_one()
+    model, res = run_pass(ReshapeCopyDims(), proto)
+    assert dict(res.stats) == {"Reshape target made constant": 1}
+    assert op_list(model) == ["Reshape"]
+    assert model.graph.nodes[0].inputs[1].values.tolist() == [0, -1]
+    for batch in (1, 3):
+        assert_equivalent(proto, model, random_feeds(proto, dims={"N": batch}))
+    _, again = run_pass(ReshapeCopyDims(), model.to_proto())
+    assert again.modified is False
+
+
+def test_dims_from_another_tensor_with_the_same_symbol() -> None:
+    # Reshape(q [B,S,8], Concat(Shape(mask)[0:1], Shape(mask)[1:2], [2], [4])) with mask [B,S].
+    nodes = [
+        helper.make_node("Shape", ["mask"], ["b"], start=0, end=1),
+        helper.make_node("Shape", ["mask"], ["s"], start=1, end=2),
+        helper.make_node("Concat", ["b", "s", "heads", "dim"], ["target"], axis=0),
+        helper.make_node("Reshape", ["q", "target"], ["y"], allowzero=1),
+    ]
+    inits = {"heads": np.array([2], np.int64), "dim": np.array([4], np.int64)}
+    proto = make_model(
+        nodes,
+        [("q", FLOAT, ["B", "S", 8]), ("mask", FLOAT, ["B", "S"])],
+        [("y", FLOAT, ["B", "S", 2, 4])],
+        inits,
+        opset=18,
+    )
+    model, res = run_pass(ReshapeCopyDims(), proto)
+    assert dict(res.stats) == {"Reshape target made constant": 1}
+    assert op_list(model) == ["Reshape"]
+    assert "allowzero" not in model.graph.nodes[0].attrs
+    assert_equivalent(proto, model, random_feeds(proto, dims={"B": 2, "S": 5}))
+
+
+def test_dim_at_another_position_is_not_rewritten() -> None:
+    # target = [x.size(1), -1]: dim 1 lands at position 0, where a copy would take dim 0.
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "one"], ["c"], axis=0),
+        helper.make_node("Unsqueeze", ["c", "axes0"], ["c1"]),
+        helper.make_node("Concat", ["c1", "minus1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+    ]
+    inits = {
+        "one": np.array(1, np.int64),
+        "axes0": np.array([0], np.int64),
+        "minus1": np.array([-1], np.int64),
+    }
+    proto = make_model(
+        nodes, [("x", FLOAT, ["N", "C"])], [("y", FLOAT, ["C", "N"])], inits, opset=13
+    )
+    model, res = run_pass(ReshapeCopyDims(), proto)
+    assert res.modified is False
+    assert op_list(model) == op_list(proto)
+
+
+def test_literal_zero_under_allowzero_is_kept() -> None:
+    nodes = [
+        helper.make_node("Shape", ["x"], ["b"], start=0, end=1),
+        helper.make_node("Concat", ["b", "zero_two"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"], allowzero=1),
+    ]
+    inits = {"zero_two": np.array([0, 2], np.int64)}
+    proto = make_model(nodes, [("x", FLOAT, ["N", 0, 2])], [("y", FLOAT, ["N", 0, 2])], inits, opset=15)
+    _, res = run_pass(ReshapeCopyDims(), proto)
+    assert res.modified is False
