@@ -90,7 +90,9 @@ class Session:
                 self._tmp = tempfile.TemporaryDirectory(prefix="optimizer-check-")
                 path = Path(self._tmp.name) / "model.onnx"
                 model.save(path, external_data=True)
-                self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+                self.sess = ort.InferenceSession(
+                    str(path), opts, providers=["CPUExecutionProvider"]
+                )
             else:
                 data = model.to_proto().SerializeToString()
                 self.sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
@@ -116,7 +118,9 @@ def random_feeds(
     for inp in session.inputs:
         dtype = _ORT_TYPES.get(inp.type)
         if dtype is None:
-            raise UsageError(f"input '{inp.name}' has type {inp.type}: cannot make random data for it")
+            raise UsageError(
+                f"input '{inp.name}' has type {inp.type}: cannot make random data for it"
+            )
         dims = shapes.get(inp.name)
         if dims is None:
             dims = [d if isinstance(d, int) and d > 0 else default_dim for d in inp.shape]
@@ -131,7 +135,9 @@ def random_feeds(
             feeds[inp.name] = rng.integers(0, 2, dims).astype(bool)
         else:
             # Small non-negative integers: valid token ids, indices and masks for most models.
-            feeds[inp.name] = rng.integers(0, 2 if "mask" in inp.name.lower() else 10, dims).astype(dtype)
+            feeds[inp.name] = rng.integers(0, 2 if "mask" in inp.name.lower() else 10, dims).astype(
+                dtype
+            )
     return feeds
 
 
@@ -208,7 +214,9 @@ def compare_outputs(
             d.max_rel = max(d.max_rel, float((err / np.maximum(ref, 1e-12)).max()))
             if np.any(err > atol + rtol * ref):
                 d.ok = False
-                d.detail = d.detail or f"max abs error {d.max_abs:.3g}, max rel error {d.max_rel:.3g}"
+                d.detail = (
+                    d.detail or f"max abs error {d.max_abs:.3g}, max rel error {d.max_rel:.3g}"
+                )
     return diffs
 
 
@@ -223,7 +231,15 @@ def check_equivalent(
     cand = Session(candidate)
     if cand.output_names != reference.output_names:
         return CheckReport(
-            False, 0, [OutputDiff("outputs", ok=False, detail=f"outputs {cand.output_names} != {reference.output_names}")]
+            False,
+            0,
+            [
+                OutputDiff(
+                    "outputs",
+                    ok=False,
+                    detail=f"outputs {cand.output_names} != {reference.output_names}",
+                )
+            ],
         )
     diffs: dict[str, OutputDiff] = {}
     for f in feeds:
@@ -231,7 +247,11 @@ def check_equivalent(
         try:
             got = cand.run(f)
         except Exception as exc:
-            return CheckReport(False, 0, [OutputDiff("run", ok=False, detail=f"optimized model fails: {_first_line(exc)}")])
+            return CheckReport(
+                False,
+                0,
+                [OutputDiff("run", ok=False, detail=f"optimized model fails: {_first_line(exc)}")],
+            )
         compare_outputs(reference.output_names, want, got, atol, rtol, diffs)
     outputs = list(diffs.values())
     return CheckReport(all(o.ok for o in outputs), len(feeds), outputs, atol, rtol)
@@ -241,7 +261,9 @@ def describe_failure(report: CheckReport) -> str:
     bad = report.first_failure()
     if bad is None:
         return "outputs match"
-    return f"output '{bad.name}': {bad.detail} (tolerance {report.atol:g} abs + {report.rtol:g} rel)"
+    return (
+        f"output '{bad.name}': {bad.detail} (tolerance {report.atol:g} abs + {report.rtol:g} rel)"
+    )
 
 
 def raise_mismatch(report: CheckReport, culprit: str | None) -> None:
@@ -250,7 +272,9 @@ def raise_mismatch(report: CheckReport, culprit: str | None) -> None:
         where = f"; first bad pass: {culprit} (skip it with --disable {culprit.split('#')[0]})"
     elif culprit:
         where = f"; the mismatch comes from {culprit}"
-    raise CheckFailedError(f"optimized model does not match the original: {describe_failure(report)}{where}")
+    raise CheckFailedError(
+        f"optimized model does not match the original: {describe_failure(report)}{where}"
+    )
 
 
 def _first_line(exc: BaseException) -> str:

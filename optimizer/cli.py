@@ -31,18 +31,62 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", nargs="?", help="input .onnx file")
     p.add_argument("-o", "--output", help="output .onnx file")
-    p.add_argument("-O", dest="level", choices=["0", "1", "2"], default="2", help="pipeline: 0 none, 1 cleanup, 2 cleanup+fusion (default)")
-    p.add_argument("--input-shape", action="append", default=[], metavar="NAME:DIMS", help="pin an input shape, e.g. images:1x3x640x640 (repeatable)")
-    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy", help="also check on this input array (repeatable; one set of inputs)")
-    p.add_argument("--target-opset", type=int, help="upgrade the model to this opset first (unlocks Gelu at 20, LayerNormalization at 17)")
-    p.add_argument("--disable", action="append", default=[], metavar="PASS", help="skip a pass (repeatable; see --list-passes)")
-    p.add_argument("--no-check", action="store_true", help="skip the numerical check against the original")
-    p.add_argument("--atol", type=float, default=1e-4, help="check: absolute tolerance (default 1e-4)")
-    p.add_argument("--rtol", type=float, default=1e-3, help="check: relative tolerance (default 1e-3)")
+    p.add_argument(
+        "-O",
+        dest="level",
+        choices=["0", "1", "2"],
+        default="2",
+        help="pipeline: 0 none, 1 cleanup, 2 cleanup+fusion (default)",
+    )
+    p.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME:DIMS",
+        help="pin an input shape, e.g. images:1x3x640x640 (repeatable)",
+    )
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy",
+        help="also check on this input array (repeatable; one set of inputs)",
+    )
+    p.add_argument(
+        "--target-opset",
+        type=int,
+        help="upgrade the model to this opset first (unlocks Gelu at 20, LayerNormalization at 17)",
+    )
+    p.add_argument(
+        "--disable",
+        action="append",
+        default=[],
+        metavar="PASS",
+        help="skip a pass (repeatable; see --list-passes)",
+    )
+    p.add_argument(
+        "--no-check", action="store_true", help="skip the numerical check against the original"
+    )
+    p.add_argument(
+        "--atol", type=float, default=1e-4, help="check: absolute tolerance (default 1e-4)"
+    )
+    p.add_argument(
+        "--rtol", type=float, default=1e-3, help="check: relative tolerance (default 1e-3)"
+    )
     p.add_argument("--trials", type=int, default=2, help="check: random input sets (default 2)")
-    p.add_argument("--dump-after-each", metavar="DIR", help="save the model after every pass that changed it")
-    p.add_argument("--explain", action="append", default=[], metavar="RULE", help="say why RULE did not fire (repeatable; 'all' for every rule)")
-    p.add_argument("--verify-each", action="store_true", help="check graph invariants after every pass")
+    p.add_argument(
+        "--dump-after-each", metavar="DIR", help="save the model after every pass that changed it"
+    )
+    p.add_argument(
+        "--explain",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="say why RULE did not fire (repeatable; 'all' for every rule)",
+    )
+    p.add_argument(
+        "--verify-each", action="store_true", help="check graph invariants after every pass"
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("-v", "--verbose", action="store_true", help="full op table and time per pass")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
@@ -76,7 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so in one line, keep the traceback for --debug
         if args.debug:
             raise
-        print(f"optimize: internal error (please report; rerun with --debug): {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        print(
+            f"optimize: internal error (please report; rerun with --debug): {type(exc).__name__}: {exc}".splitlines()[
+                0
+            ],
+            file=sys.stderr,
+        )
         return 3
 
 

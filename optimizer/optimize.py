@@ -131,7 +131,9 @@ def optimize_model(
     feeds: list[dict[str, np.ndarray]] = []
     if reference is not None:
         _validate_user_inputs(options.inputs, reference)
-        feeds = make_trial_feeds(reference, options.input_shapes, options.inputs, options.trials, options.seed)
+        feeds = make_trial_feeds(
+            reference, options.input_shapes, options.inputs, options.trials, options.seed
+        )
 
     def run_pipeline(limit: int | None = None) -> tuple[RunResult, PassContext]:
         ctx = PassContext(
@@ -140,7 +142,12 @@ def optimize_model(
             explain=set(options.explain),
             verify=options.verify,
         )
-        manager = PassManager(pipelines.build(options.level), options.disable, options.dump_dir if limit is None else None, progress)
+        manager = PassManager(
+            pipelines.build(options.level),
+            options.disable,
+            options.dump_dir if limit is None else None,
+            progress,
+        )
         work = prepared.pop() if prepared else prepare()
         return manager.run(work, ctx, limit=limit), ctx
 
@@ -233,7 +240,9 @@ def _validate_user_inputs(inputs: Sequence[Mapping[str, np.ndarray]], reference:
     for feed in inputs:
         for name in feed:
             if name not in declared:
-                raise UsageError(f"--input {name}: the model has no input of that name (inputs: {', '.join(declared)})")
+                raise UsageError(
+                    f"--input {name}: the model has no input of that name (inputs: {', '.join(declared)})"
+                )
         missing = [n for n in declared if n not in feed]
         if missing and len(feed):
             raise UsageError(f"--input: missing arrays for inputs {', '.join(missing)}")

@@ -33,7 +33,8 @@ def to_json(report: OptimizeReport) -> dict[str, Any]:
             "max_abs_error": check.max_abs,
             "max_rel_error": check.max_rel,
             "outputs": {
-                o.name: {"max_abs": o.max_abs, "max_rel": o.max_rel, "ok": o.ok} for o in check.outputs
+                o.name: {"max_abs": o.max_abs, "max_rel": o.max_rel, "ok": o.ok}
+                for o in check.outputs
             },
         },
         "explanations": report.explanations,
@@ -44,7 +45,11 @@ def format_report(report: OptimizeReport, verbose: bool = False) -> str:
     """A compact text report: summary line, op table, rules fired, check result, pass times."""
     lines = [
         f"{report.source} -> {report.output or '(not written)'}  [{report.level}"
-        + (f", opset {report.opset_before}->{report.opset_after}" if report.opset_before != report.opset_after else "")
+        + (
+            f", opset {report.opset_before}->{report.opset_after}"
+            if report.opset_before != report.opset_after
+            else ""
+        )
         + "]",
         f"nodes {report.nodes_before} -> {report.nodes_after}   "
         f"size {_fmt_bytes(report.size_before)} -> {_fmt_bytes(report.size_after)}   "
@@ -57,7 +62,9 @@ def format_report(report: OptimizeReport, verbose: bool = False) -> str:
         width = max(len(op) for op in shown)
         lines.append("ops" + " " * (width - 1) + "before  after")
         for op in shown:
-            lines.append(f"  {op:<{width}} {report.ops_before.get(op, 0):>6} {report.ops_after.get(op, 0):>6}")
+            lines.append(
+                f"  {op:<{width}} {report.ops_before.get(op, 0):>6} {report.ops_after.get(op, 0):>6}"
+            )
     if report.rules:
         lines.append("rewrites:")
         for rule, count in sorted(report.rules.items(), key=lambda kv: (-kv[1], kv[0])):

@@ -56,7 +56,9 @@ def op_list(model: ir.Model | onnx.ModelProto) -> list[str]:
     return [n.op for n in model.graph.nodes]
 
 
-def random_feeds(proto: onnx.ModelProto, seed: int = 0, dims: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+def random_feeds(
+    proto: onnx.ModelProto, seed: int = 0, dims: dict[str, int] | None = None
+) -> dict[str, np.ndarray]:
     """Random inputs for every graph input; symbolic dims take ``dims`` or 3."""
     rng = np.random.default_rng(seed)
     inits = {i.name for i in proto.graph.initializer}
@@ -65,7 +67,10 @@ def random_feeds(proto: onnx.ModelProto, seed: int = 0, dims: dict[str, int] | N
         if vi.name in inits:
             continue
         tt = vi.type.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") else (dims or {}).get(d.dim_param, 3) for d in tt.shape.dim]
+        shape = [
+            d.dim_value if d.HasField("dim_value") else (dims or {}).get(d.dim_param, 3)
+            for d in tt.shape.dim
+        ]
         dtype = helper.tensor_dtype_to_np_dtype(tt.elem_type)
         if np.issubdtype(dtype, np.floating):
             feeds[vi.name] = rng.standard_normal(shape).astype(dtype)
@@ -96,7 +101,9 @@ def assert_equivalent(
     assert [o.name for o in proto.graph.output] == [o.name for o in original.graph.output]
     feeds = feeds if feeds is not None else random_feeds(original)
     want = run_ort(original, feeds)
-    got = run_ort(proto, {k: v for k, v in feeds.items() if k in {i.name for i in proto.graph.input}})
+    got = run_ort(
+        proto, {k: v for k, v in feeds.items() if k in {i.name for i in proto.graph.input}}
+    )
     for w, g, out in zip(want, got, original.graph.output):
         assert w.shape == g.shape, f"{out.name}: shape {g.shape} != {w.shape}"
         assert w.dtype == g.dtype, f"{out.name}: dtype {g.dtype} != {w.dtype}"

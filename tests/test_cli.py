@@ -163,7 +163,9 @@ def test_usage_errors(model_path: Path, tmp_path: Path, capsys) -> None:
 def test_user_inputs_are_checked(model_path: Path, tmp_path: Path, capsys) -> None:
     np.save(tmp_path / "x.npy", np.full((5, 4), -3.0, np.float32))
     out = tmp_path / "out.onnx"
-    code, stdout, _ = _run([str(model_path), "-o", str(out), "--input", f"x={tmp_path / 'x.npy'}", "--json"], capsys)
+    code, stdout, _ = _run(
+        [str(model_path), "-o", str(out), "--input", f"x={tmp_path / 'x.npy'}", "--json"], capsys
+    )
     assert code == 0
     assert json.loads(stdout)["check"]["trials"] == 3  # the user's set + 2 random
 
@@ -184,7 +186,9 @@ class _BreakConstants(Pass):
         return PassResult(model, bool(changed), Counter({"constant perturbed": changed}))
 
 
-def test_check_failure_names_the_pass_and_writes_nothing(model_path: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_check_failure_names_the_pass_and_writes_nothing(
+    model_path: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
     original = pipelines.o2
 
     def broken() -> list:
@@ -205,7 +209,16 @@ def test_dump_after_each_and_disable(model_path: Path, tmp_path: Path, capsys) -
     dump = tmp_path / "dump"
     out = tmp_path / "out.onnx"
     code, stdout, _ = _run(
-        [str(model_path), "-o", str(out), "--dump-after-each", str(dump), "--disable", "fold_constants", "--json"],
+        [
+            str(model_path),
+            "-o",
+            str(out),
+            "--dump-after-each",
+            str(dump),
+            "--disable",
+            "fold_constants",
+            "--json",
+        ],
         capsys,
     )
     assert code == 0
@@ -223,8 +236,14 @@ def test_list_passes(capsys) -> None:
 
 def test_console_script_entry_point(model_path: Path, tmp_path: Path) -> None:
     exe = shutil.which("optimize") or str(Path(sys.executable).with_name("optimize"))
-    proc = subprocess.run([exe, str(model_path), "-o", str(tmp_path / "o.onnx"), "-q"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [exe, str(model_path), "-o", str(tmp_path / "o.onnx"), "-q"], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run([exe, str(tmp_path / "missing.onnx"), "-o", str(tmp_path / "x.onnx")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [exe, str(tmp_path / "missing.onnx"), "-o", str(tmp_path / "x.onnx")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "no such file" in proc.stderr

@@ -14,10 +14,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from optimizer import ir  # noqa: E402
-from optimizer.check import Session, check_equivalent  # noqa: E402
-from optimizer.optimize import OptimizeOptions, optimize_model  # noqa: E402
-from tools import zoo  # noqa: E402
+from optimizer import ir
+from optimizer.check import Session, check_equivalent
+from optimizer.optimize import OptimizeOptions, optimize_model
+from tools import zoo
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +45,6 @@ def test_zoo_model_optimizes_equal_and_smaller(name: str, zoo_entries, tmp_path:
     assert recheck.ok, recheck.outputs
     assert report.nodes_after < report.nodes_before, (report.ops_before, report.ops_after)
 
-    again, second = optimize_model(ir.load(out), OptimizeOptions(inputs=feeds[:1], trials=1))
+    _, second = optimize_model(ir.load(out), OptimizeOptions(inputs=feeds[:1], trials=1))
     assert not second.modified, f"second run still rewrote: {dict(second.rules)}"
     assert second.nodes_after == report.nodes_after

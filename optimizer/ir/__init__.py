@@ -42,7 +42,6 @@ from optimizer.ir.graph import (
     unique_name,
 )
 from optimizer.ir.model import Model, check_model, load
-from optimizer.ir.verify import graph_problems
 from optimizer.ir.shapes import (
     convert_opset,
     evaluate_node,
@@ -50,6 +49,7 @@ from optimizer.ir.shapes import (
     parse_shape_spec,
     pin_input_shapes,
 )
+from optimizer.ir.verify import graph_problems
 
 __all__ = [
     "Constant",

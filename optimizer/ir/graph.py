@@ -66,7 +66,9 @@ def const_value(value: Value | None) -> np.ndarray | None:
 
 def is_empty(value: Value | None) -> bool:
     """True for an omitted optional input (empty name)."""
-    return value is None or (isinstance(value, gs.Variable) and value.name == "" and not value.inputs)
+    return value is None or (
+        isinstance(value, gs.Variable) and value.name == "" and not value.inputs
+    )
 
 
 def single_consumer(graph: Graph, value: Value) -> Node | None:
@@ -185,7 +187,9 @@ def make_constant(graph: Graph, array: np.ndarray, name: str = "const") -> Const
     return gs.Constant(unique_name(graph, name), _c_array(array))
 
 
-def make_value(graph: Graph, name: str, dtype: Any = None, shape: Sequence | None = None) -> Variable:
+def make_value(
+    graph: Graph, name: str, dtype: Any = None, shape: Sequence | None = None
+) -> Variable:
     return gs.Variable(unique_name(graph, name), dtype=dtype, shape=shape)
 
 
@@ -204,8 +208,18 @@ def add_node(
     """
     node_name = unique_name(graph, name or op)
     if isinstance(outputs, int):
-        outputs = [make_value(graph, f"{node_name}_out{i}" if i else f"{node_name}_out") for i in range(outputs)]
-    node = gs.Node(op=op, name=node_name, attrs=dict(attrs or {}), inputs=list(inputs), outputs=list(outputs), domain=domain)
+        outputs = [
+            make_value(graph, f"{node_name}_out{i}" if i else f"{node_name}_out")
+            for i in range(outputs)
+        ]
+    node = gs.Node(
+        op=op,
+        name=node_name,
+        attrs=dict(attrs or {}),
+        inputs=list(inputs),
+        outputs=list(outputs),
+        domain=domain,
+    )
     graph.nodes.append(node)
     return node
 

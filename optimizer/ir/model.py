@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 # Protobuf cannot serialize a message over 2 GiB: above this, weights must go external.
 _PROTO_LIMIT = 2**31 - 1
 # Domains onnxruntime (the reference every result is checked against) can run.
-KNOWN_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "ai.onnx.preview.training"})
+KNOWN_DOMAINS = frozenset(
+    {"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "ai.onnx.preview.training"}
+)
 
 
 @dataclass
@@ -182,7 +184,9 @@ def load(path: str | os.PathLike[str], check: bool = True) -> Model:
         try:
             onnx.load_external_data_for_model(proto, str(path.parent))
         except (OSError, ValueError, onnx.checker.ValidationError) as exc:
-            raise ModelLoadError(f"{path}: cannot load external weights: {_first_line(exc)}") from None
+            raise ModelLoadError(
+                f"{path}: cannot load external weights: {_first_line(exc)}"
+            ) from None
     if check:
         check_model(proto, path)
     model = Model.from_proto(proto, source_path=path)
@@ -210,7 +214,9 @@ def check_domains(proto: onnx.ModelProto, where: Path | str | None = "model") ->
     latest = onnx.defs.onnx_opset_version()
     for imp in proto.opset_import:
         if imp.domain not in KNOWN_DOMAINS:
-            ops = sorted({n.op_type for n in _iter_node_protos(proto.graph) if n.domain == imp.domain})
+            ops = sorted(
+                {n.op_type for n in _iter_node_protos(proto.graph) if n.domain == imp.domain}
+            )
             local = {(f.domain, f.name) for f in proto.functions}
             if ops and all((imp.domain, op) in local for op in ops):
                 continue  # every op of the domain is a model-local function: fine

@@ -48,7 +48,9 @@ def infer_shapes(model: Model, reset: bool = True) -> int:
                         out.dtype = None
     proto = _inference_proto(model)
     try:
-        inferred = shape_inference.infer_shapes(proto, check_type=False, strict_mode=False, data_prop=True)
+        inferred = shape_inference.infer_shapes(
+            proto, check_type=False, strict_mode=False, data_prop=True
+        )
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as exc:
         log.debug("shape inference failed, keeping what is known: %s", exc)
         return 0
@@ -105,7 +107,9 @@ def pin_input_shapes(model: Model, shapes: Mapping[str, Sequence[int]]) -> dict[
             )
         for i, (have, want) in enumerate(zip(old or [None] * len(dims), dims)):
             if want <= 0:
-                raise UsageError(f"--input-shape {name}: dimension {i} must be positive, got {want}")
+                raise UsageError(
+                    f"--input-shape {name}: dimension {i} must be positive, got {want}"
+                )
             if isinstance(have, int) and have > 0 and have != want:
                 raise UsageError(
                     f"--input-shape {name}: dimension {i} is fixed to {have} in the model, got {want}"
@@ -164,19 +168,25 @@ def convert_opset(model: Model, target: int) -> Model:
     return out
 
 
-def evaluate_node(node: gs.Node, inputs: Sequence[np.ndarray | None], opset: int) -> list[np.ndarray]:
+def evaluate_node(
+    node: gs.Node, inputs: Sequence[np.ndarray | None], opset: int
+) -> list[np.ndarray]:
     """Computes a node's outputs from constant inputs with ONNX's reference evaluator."""
     from onnx.reference import ReferenceEvaluator
 
     in_names = [f"i{k}" if v is not None else "" for k, v in enumerate(inputs)]
     out_names = [f"o{k}" for k in range(len(node.outputs))]
     attrs = {k: v for k, v in node.attrs.items() if not isinstance(v, gs.Graph)}
-    proto_node = onnx.helper.make_node(node.op, in_names, out_names, domain=node.domain or "", **_attr_kwargs(attrs))
+    proto_node = onnx.helper.make_node(
+        node.op, in_names, out_names, domain=node.domain or "", **_attr_kwargs(attrs)
+    )
     graph = onnx.helper.make_graph(
         [proto_node],
         "fold",
         [
-            onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+            onnx.helper.make_tensor_value_info(
+                n, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape
+            )
             for n, v in zip(in_names, inputs)
             if v is not None
         ],
@@ -197,7 +207,9 @@ def _attr_kwargs(attrs: dict) -> dict:
             out[key] = onnx.numpy_helper.from_array(value)
         elif isinstance(value, gs.Constant):
             out[key] = onnx.numpy_helper.from_array(value.values)
-        elif isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        elif isinstance(value, np.dtype) or (
+            isinstance(value, type) and issubclass(value, np.generic)
+        ):
             out[key] = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(value))
         else:
             out[key] = value
@@ -209,7 +221,8 @@ def _inference_proto(model: Model) -> onnx.ModelProto:
     graph = model.graph
     swapped: list[tuple[gs.Constant, gs.Variable]] = []
     big: list[gs.Constant] = [
-        t for t in graph.tensors().values()
+        t
+        for t in graph.tensors().values()
         if isinstance(t, gs.Constant) and t.values.size > _KEEP_FOR_INFERENCE
     ]
     saved_inputs = list(graph.inputs)

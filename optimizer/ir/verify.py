@@ -50,7 +50,9 @@ def graph_problems(graph: Graph, outer: set[int] | None = None, where: str = "gr
             if is_empty(value):
                 continue
             if value.inputs and value.inputs[0] is not node:
-                problems.append(f"{where}: value '{value.name}' lists a different producer than '{node.name}'")
+                problems.append(
+                    f"{where}: value '{value.name}' lists a different producer than '{node.name}'"
+                )
             define(value, f"output of '{node.name}'")
     for value in graph.outputs:
         if id(value) not in defined and not isinstance(value, gs.Constant):

@@ -71,7 +71,9 @@ class Pass(ABC):
     def __call__(self, model: Model, ctx: PassContext) -> PassResult:
         result = self.run(model, ctx)
         if not isinstance(result, PassResult):
-            raise InvariantError(f"pass {self.name} returned {type(result).__name__}, not PassResult", ctx.history)
+            raise InvariantError(
+                f"pass {self.name} returned {type(result).__name__}, not PassResult", ctx.history
+            )
         changes = sum(result.stats.values())
         if result.modified != (changes > 0):
             raise InvariantError(

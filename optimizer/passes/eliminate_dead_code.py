@@ -24,7 +24,9 @@ class EliminateDeadCode(Pass):
         before_consts = _count_constants(model.graph)
         ir.cleanup(model.graph)
         stats: Counter[str] = Counter()
-        stats["dead node removed"] = before_nodes - sum(len(g.nodes) for g in ir.iter_graphs(model.graph))
+        stats["dead node removed"] = before_nodes - sum(
+            len(g.nodes) for g in ir.iter_graphs(model.graph)
+        )
         stats["unused initializer removed"] = (
             before_consts - _count_constants(model.graph) + model.unused_initializers
         )
@@ -33,6 +35,4 @@ class EliminateDeadCode(Pass):
 
 
 def _count_constants(graph: ir.Graph) -> int:
-    return sum(
-        1 for g in ir.iter_graphs(graph) for t in g.tensors().values() if ir.is_constant(t)
-    )
+    return sum(1 for g in ir.iter_graphs(graph) for t in g.tensors().values() if ir.is_constant(t))

@@ -141,11 +141,18 @@ class PassManager:
         ctx.history.append(p.name)
         run.records.append(PassRecord(p.name, res.modified, res.stats, seconds))
         if res.modified:
-            log.info("%s: %s (%.3fs)", p.name, ", ".join(f"{k} x{v}" for k, v in res.stats.items()), seconds)
+            log.info(
+                "%s: %s (%.3fs)",
+                p.name,
+                ", ".join(f"{k} x{v}" for k, v in res.stats.items()),
+                seconds,
+            )
         if ctx.verify:
             problems = ir.graph_problems(run.model.graph)
             if problems:
-                raise InvariantError(f"graph invariant broken by pass {p.name}: {problems[0]}", ctx.history)
+                raise InvariantError(
+                    f"graph invariant broken by pass {p.name}: {problems[0]}", ctx.history
+                )
         if self.dump_dir is not None and res.modified:
             self.dump_dir.mkdir(parents=True, exist_ok=True)
             run.model.save(self.dump_dir / f"{len(run.records):03d}_{p.name}.onnx")

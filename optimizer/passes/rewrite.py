@@ -58,9 +58,13 @@ class ConstPattern:
 Pattern = OpPattern | VarPattern | ConstPattern
 
 
-def op(op_type: str, *inputs: Pattern, name: str | None = None, domain: str = "", shared: bool = False) -> OpPattern:
+def op(
+    op_type: str, *inputs: Pattern, name: str | None = None, domain: str = "", shared: bool = False
+) -> OpPattern:
     """A node of type ``op_type`` whose inputs match ``inputs`` (in order; Add/Mul/... either order)."""
-    return OpPattern(op_type, tuple(inputs), name, domain, shared, op_type in COMMUTATIVE and len(inputs) == 2)
+    return OpPattern(
+        op_type, tuple(inputs), name, domain, shared, op_type in COMMUTATIVE and len(inputs) == 2
+    )
 
 
 def var(name: str, optional: bool = False) -> VarPattern:
@@ -116,7 +120,10 @@ def match(graph: Graph, pattern: OpPattern, node: Node) -> Match:
 
 
 def _match_op(graph: Graph, pat: OpPattern, node: Node, m: Match, root: bool) -> Match:
-    if node.op != pat.op or (node.domain or "") not in (pat.domain, "ai.onnx" if not pat.domain else pat.domain):
+    if node.op != pat.op or (node.domain or "") not in (
+        pat.domain,
+        "ai.onnx" if not pat.domain else pat.domain,
+    ):
         return Match.fail(f"expected {pat.op}, found {node.op}", node)
     if not root and not pat.shared:
         out = node.outputs[0]
@@ -127,7 +134,10 @@ def _match_op(graph: Graph, pat: OpPattern, node: Node, m: Match, root: bool) ->
         inputs.pop()
     required = sum(1 for p in pat.inputs if not getattr(p, "optional", False))
     if not required <= len(inputs) <= len(pat.inputs):
-        return Match.fail(f"{node.op} '{node.name}' has {len(inputs)} inputs, pattern wants {len(pat.inputs)}", node)
+        return Match.fail(
+            f"{node.op} '{node.name}' has {len(inputs)} inputs, pattern wants {len(pat.inputs)}",
+            node,
+        )
     orders = [inputs]
     if pat.commutative and len(inputs) == 2:
         orders.append(inputs[::-1])
@@ -147,14 +157,18 @@ def _match_op(graph: Graph, pat: OpPattern, node: Node, m: Match, root: bool) ->
         if first_failure is None:  # (a failed Match is falsy: test for None explicitly)
             first_failure = trial
     # Report the failure in the inputs' own order: the swapped order's reason misleads.
-    return first_failure if first_failure is not None else Match.fail("no input order matched", node)
+    return (
+        first_failure if first_failure is not None else Match.fail("no input order matched", node)
+    )
 
 
 def _match_input(graph: Graph, pat: Pattern, value: Value | None, m: Match) -> Match:
     if isinstance(pat, OpPattern):
         src = ir.producer(value) if value is not None else None
         if src is None:
-            return Match.fail(f"input '{value.name if value is not None else ''}' is not produced by {pat.op}")
+            return Match.fail(
+                f"input '{value.name if value is not None else ''}' is not produced by {pat.op}"
+            )
         return _match_op(graph, pat, src, m, root=False)
     if value is None or ir.is_empty(value):
         if pat.optional:
@@ -244,7 +258,10 @@ class RewritePass(Pass):
                     origin = ",".join(n.name for n in [node, *m.matched_nodes()] if n.name)
                     for new in graph.nodes:
                         if id(new) not in before:
-                            model.provenance[new.name] = {"optimizer.rule": rule.name, "optimizer.from": origin}
+                            model.provenance[new.name] = {
+                                "optimizer.rule": rule.name,
+                                "optimizer.from": origin,
+                            }
                     dead.update(id(n) for n in m.matched_nodes())
                     dead.add(id(node))
                     stats[rule.name] += 1

@@ -17,11 +17,15 @@ from tests.helpers import FLOAT, make_model
 def _model_with_if() -> onnx.ModelProto:
     then_g = helper.make_graph(
         [helper.make_node("Add", ["x", "w"], ["t_out"], name="then_add")],
-        "then", [], [helper.make_tensor_value_info("t_out", FLOAT, [2, 3])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t_out", FLOAT, [2, 3])],
     )
     else_g = helper.make_graph(
         [helper.make_node("Sub", ["x", "w"], ["e_out"], name="else_sub")],
-        "else", [], [helper.make_tensor_value_info("e_out", FLOAT, [2, 3])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e_out", FLOAT, [2, 3])],
     )
     nodes = [
         helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0, name="sum"),
@@ -29,8 +33,11 @@ def _model_with_if() -> onnx.ModelProto:
         helper.make_node("If", ["cond"], ["y"], then_branch=then_g, else_branch=else_g, name="if"),
     ]
     model = make_model(
-        nodes, [("x", FLOAT, [2, 3])], [("y", FLOAT, [2, 3])],
-        {"w": np.ones((2, 3), np.float32), "zero": np.zeros((), np.float32)}, opset=13,
+        nodes,
+        [("x", FLOAT, [2, 3])],
+        [("y", FLOAT, [2, 3])],
+        {"w": np.ones((2, 3), np.float32), "zero": np.zeros((), np.float32)},
+        opset=13,
     )
     model.metadata_props.add(key="author", value="test")
     model.doc_string = "doc"
@@ -59,10 +66,14 @@ def test_external_data_stays_external(tmp_path: Path) -> None:
     w = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
     proto = make_model(
         [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        [("x", FLOAT, [1, 64])], [("y", FLOAT, [1, 64])], {"w": w},
+        [("x", FLOAT, [1, 64])],
+        [("y", FLOAT, [1, 64])],
+        {"w": w},
     )
     src = tmp_path / "ext.onnx"
-    onnx.save_model(proto, src, save_as_external_data=True, location="weights.bin", size_threshold=0)
+    onnx.save_model(
+        proto, src, save_as_external_data=True, location="weights.bin", size_threshold=0
+    )
     model = ir.load(src)
     assert model.external_data
     out = tmp_path / "sub" / "out.onnx"
@@ -76,7 +87,8 @@ def test_external_data_stays_external(tmp_path: Path) -> None:
 def test_pin_input_shapes_propagates_symbols() -> None:
     proto = make_model(
         [helper.make_node("Add", ["a", "b"], ["y"])],
-        [("a", FLOAT, ["batch", 4]), ("b", FLOAT, ["batch", 4])], [("y", FLOAT, ["batch", 4])],
+        [("a", FLOAT, ["batch", 4]), ("b", FLOAT, ["batch", 4])],
+        [("y", FLOAT, ["batch", 4])],
     )
     model = ir.Model.from_proto(proto)
     symbols = ir.pin_input_shapes(model, {"a": [3, 4]})
@@ -95,8 +107,12 @@ def test_parse_shape_spec() -> None:
 
 def test_infer_shapes_symbolic() -> None:
     proto = make_model(
-        [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0]), helper.make_node("Relu", ["t"], ["y"])],
-        [("x", FLOAT, ["N", 5])], [("y", FLOAT, [5, "N"])],
+        [
+            helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0]),
+            helper.make_node("Relu", ["t"], ["y"]),
+        ],
+        [("x", FLOAT, ["N", 5])],
+        [("y", FLOAT, [5, "N"])],
     )
     model = ir.Model.from_proto(proto)
     ir.infer_shapes(model)
@@ -108,7 +124,8 @@ def test_infer_shapes_symbolic() -> None:
 def test_verify_reports_dangling_value() -> None:
     proto = make_model(
         [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Neg", ["a"], ["y"])],
-        [("x", FLOAT, [2])], [("y", FLOAT, [2])],
+        [("x", FLOAT, [2])],
+        [("y", FLOAT, [2])],
     )
     model = ir.Model.from_proto(proto)
     assert ir.graph_problems(model.graph) == []

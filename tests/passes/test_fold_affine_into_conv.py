@@ -45,8 +45,6 @@ def _check_folded(proto: onnx.ModelProto, ops: list[str], stats: dict[str, int])
     assert op_list(again) == ops
 
 
-
-
 def _check_unchanged(proto: onnx.ModelProto, reason: str) -> None:
     model, res = run_pass(FoldAffineIntoConv(), proto)
     assert res.modified is False

@@ -70,8 +70,6 @@ def _check_folded(proto: onnx.ModelProto, ops: list[str], stats: dict[str, int])
     return model
 
 
-
-
 def _check_unchanged(proto: onnx.ModelProto, reason: str) -> None:
     model, res = run_pass(FoldPadIntoConv(), proto)
     assert res.modified is False

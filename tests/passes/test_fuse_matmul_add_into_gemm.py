@@ -40,8 +40,6 @@ def _check_folded(proto: onnx.ModelProto, feeds: dict | None = None) -> None:
     assert op_list(again) == ["Gemm"]
 
 
-
-
 def _check_unchanged(proto: onnx.ModelProto, reason: str) -> None:
     model, res = run_pass(FuseMatmulAddIntoGemm(), proto)
     assert res.modified is False

@@ -20,7 +20,8 @@ from tests.helpers import FLOAT, make_model
 def _model() -> Model:
     proto = make_model(
         [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Neg", ["x"], ["unused"])],
-        [("x", FLOAT, [2])], [("y", FLOAT, [2])],
+        [("x", FLOAT, [2])],
+        [("y", FLOAT, [2])],
     )
     return Model.from_proto(proto)
 

@@ -90,6 +90,8 @@ def test_literal_zero_under_allowzero_is_kept() -> None:
         helper.make_node("Reshape", ["x", "target"], ["y"], allowzero=1),
     ]
     inits = {"zero_two": np.array([0, 2], np.int64)}
-    proto = make_model(nodes, [("x", FLOAT, ["N", 0, 2])], [("y", FLOAT, ["N", 0, 2])], inits, opset=15)
+    proto = make_model(
+        nodes, [("x", FLOAT, ["N", 0, 2])], [("y", FLOAT, ["N", 0, 2])], inits, opset=15
+    )
     _, res = run_pass(ReshapeCopyDims(), proto)
     assert res.modified is False
