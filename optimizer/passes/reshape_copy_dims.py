@@ -23,8 +23,10 @@ from optimizer.passes.base import Pass, PassContext, PassResult, result
 
 log = logging.getLogger(__name__)
 
-# A traced entry of a shape vector: (tensor whose dim it is, dim index) or a constant int.
-Entry = tuple[Value, int] | int
+# A traced entry of a shape vector: (tensor whose dim it is, dim index), a constant int, or
+# UNKNOWN (a single element computed at run time).
+UNKNOWN = None
+Entry = tuple[Value, int] | int | None
 
 
 class ReshapeCopyDims(Pass):
@@ -69,8 +71,11 @@ def _constant_target(node: Node, opset: int) -> list[int] | None:
         log.debug("%s: data rank unknown", node.name)
         return None
     allowzero = ir.attr_int(node, "allowzero", 0) == 1
-    target: list[int] = []
+    target: list[int | None] = []
     for i, entry in enumerate(entries):
+        if entry is UNKNOWN:
+            target.append(UNKNOWN)
+            continue
         if isinstance(entry, int):
             if entry == 0 and allowzero:
                 return None  # a literal 0 dim; would turn into a copy
@@ -85,18 +90,25 @@ def _constant_target(node: Node, opset: int) -> list[int] | None:
         elif i < len(data_shape) and _same_dim(data, i, tensor, j):
             target.append(0)
         else:
-            log.debug(
-                "%s: entry %d (dim %d of %s) is not the data's dim %d",
-                node.name,
-                i,
-                j,
-                tensor.name,
-                i,
-            )
-            return None
-    if sum(1 for t in target if t == -1) > 1:
+            target.append(UNKNOWN)
+    return _resolve_unknown(node, target)
+
+
+def _resolve_unknown(node: Node, target: list[int | None]) -> list[int] | None:
+    """One entry the target cannot name statically may still become -1.
+
+    A valid Reshape preserves the element count, so a single unknown entry equals the total
+    divided by the product of the others: exactly what -1 means. Only done when every other
+    entry is a positive constant (a 0 or an existing -1 would make -1 ambiguous, and empty
+    tensors could behave differently).
+    """
+    unknown = [i for i, t in enumerate(target) if t is UNKNOWN]
+    if not unknown:
+        return target if sum(1 for t in target if t == -1) <= 1 else None
+    if len(unknown) > 1 or any(t is not UNKNOWN and t <= 0 for t in target):
+        log.debug("%s: target has %d run-time entries", node.name, len(unknown))
         return None
-    return target
+    return [-1 if t is UNKNOWN else t for t in target]
 
 
 def _dim(tensor: Value, j: int) -> int | str | None:
@@ -127,7 +139,9 @@ def _trace(value: Value, opset: int) -> list[Entry] | None:
         for part in node.inputs:
             traced = _trace(part, opset)
             if traced is None:
-                return None
+                if ir.static_shape(part) != (1,):
+                    return None
+                traced = [UNKNOWN]  # one entry computed at run time
             out.extend(traced)
         return out
     if node.op == "Shape":

@@ -95,3 +95,40 @@ def test_literal_zero_under_allowzero_is_kept() -> None:
     )
     _, res = run_pass(ReshapeCopyDims(), proto)
     assert res.modified is False
+
+
+def test_single_runtime_entry_becomes_minus_one() -> None:
+    # Reshape(y [N*4, 6], Concat(Shape(x)[0:1], [4], [6])) with x [N, 24]: dim 0 of x is not
+    # y's dim 0, but it is the only run-time entry, so -1 names it exactly.
+    nodes = [
+        helper.make_node("Reshape", ["x", "flat_shape"], ["y"]),
+        helper.make_node("Shape", ["x"], ["b"], start=0, end=1),
+        helper.make_node("Concat", ["b", "four", "six"], ["target"], axis=0),
+        helper.make_node("Reshape", ["y", "target"], ["z"]),
+    ]
+    inits = {
+        "flat_shape": np.array([-1, 6], np.int64),
+        "four": np.array([4], np.int64),
+        "six": np.array([6], np.int64),
+    }
+    proto = make_model(
+        nodes, [("x", FLOAT, ["N", 24])], [("z", FLOAT, ["N", 4, 6])], inits, opset=15
+    )
+    model, res = run_pass(ReshapeCopyDims(), proto)
+    assert dict(res.stats) == {"Reshape target made constant": 1}
+    assert op_list(model) == ["Reshape", "Reshape"]
+    assert model.graph.nodes[1].inputs[1].values.tolist() == [-1, 4, 6]
+    for n in (1, 3):
+        assert_equivalent(proto, model, random_feeds(proto, dims={"N": n}))
+
+
+def test_two_runtime_entries_are_kept() -> None:
+    nodes = [
+        helper.make_node("Shape", ["x"], ["b"], start=0, end=1),
+        helper.make_node("Shape", ["x"], ["c"], start=1, end=2),
+        helper.make_node("Concat", ["c", "b"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["z"]),
+    ]
+    proto = make_model(nodes, [("x", FLOAT, ["N", "M"])], [("z", FLOAT, ["M", "N"])], opset=15)
+    _, res = run_pass(ReshapeCopyDims(), proto)
+    assert res.modified is False
