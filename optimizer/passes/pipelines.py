@@ -10,6 +10,7 @@ from optimizer.passes.base import Pass
 from optimizer.passes.collapse_reshape_chains import CollapseReshapeChains
 from optimizer.passes.eliminate_common_subexpressions import EliminateCommonSubexpressions
 from optimizer.passes.eliminate_dead_code import EliminateDeadCode
+from optimizer.passes.drop_zero_rnn_states import DropZeroRnnStates
 from optimizer.passes.eliminate_noops import EliminateNoops
 from optimizer.passes.fold_affine_into_conv import FoldAffineIntoConv
 from optimizer.passes.fold_batchnorm import FoldBatchnorm
@@ -37,6 +38,7 @@ def _cleanup_round() -> list[Pass]:
         InferShapes(),  # fresh shapes: folding and no-op checks read them
         FoldConstants(),  # after shape inference: Shape of a static tensor becomes constant
         ReshapeCopyDims(),  # after folding: what stays dynamic in a Reshape target may be a 0
+        DropZeroRnnStates(),  # before dead code: zero LSTM/GRU states built from Shape ops
         EliminateNoops(),  # folding exposes x*1, Reshape-to-same-shape, ...
         CollapseReshapeChains(),  # after no-ops: chains are shorter and constant
         EliminateDeadCode(),  # drop what folding and bypassing orphaned
