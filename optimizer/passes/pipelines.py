@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from optimizer.passes.base import Pass
 from optimizer.passes.collapse_reshape_chains import CollapseReshapeChains
+from optimizer.passes.drop_zero_rnn_states import DropZeroRnnStates
 from optimizer.passes.eliminate_common_subexpressions import EliminateCommonSubexpressions
 from optimizer.passes.eliminate_dead_code import EliminateDeadCode
-from optimizer.passes.drop_zero_rnn_states import DropZeroRnnStates
 from optimizer.passes.eliminate_noops import EliminateNoops
 from optimizer.passes.fold_affine_into_conv import FoldAffineIntoConv
 from optimizer.passes.fold_batchnorm import FoldBatchnorm
