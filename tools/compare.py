@@ -136,18 +136,26 @@ def format_machine(info: Mapping[str, Any]) -> str:
 # ------------------------------------------------------------------------------ node counting
 
 
+def op_counts(model: onnx.ModelProto | onnx.GraphProto) -> dict[str, int]:
+    """Nodes per op type (``domain::Op`` outside the default domain), subgraphs included."""
+    graph = model.graph if isinstance(model, onnx.ModelProto) else model
+    counts: dict[str, int] = {}
+    for node in graph.node:
+        op = (
+            f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
+        )
+        counts[op] = counts.get(op, 0) + 1
+        for attr in node.attribute:
+            subs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+            for sub in subs:
+                for k, v in op_counts(sub).items():
+                    counts[k] = counts.get(k, 0) + v
+    return dict(sorted(counts.items()))
+
+
 def count_nodes(model: onnx.ModelProto | onnx.GraphProto) -> int:
     """All nodes, including those in subgraphs (If/Loop/Scan bodies), at any depth."""
-    graph = model.graph if isinstance(model, onnx.ModelProto) else model
-    total = 0
-    for node in graph.node:
-        total += 1
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                total += count_nodes(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                total += sum(count_nodes(g) for g in attr.graphs)
-    return total
+    return sum(op_counts(model).values())
 
 
 # ------------------------------------------------------------------------------ contenders
@@ -382,7 +390,7 @@ def measure_latency(
         while runs < 3 or (time.perf_counter() - t_start < warmup_seconds and runs < 50):
             t0 = time.perf_counter()
             sess.run(None, feeds)
-            single[name] = time.perf_counter() - t0
+            single[name] = min(single.get(name, float("inf")), time.perf_counter() - t0)
             runs += 1
     k = max(1, round(batch_seconds / max(single[reference], 1e-6)))
     samples: dict[str, list[float]] = {n: [] for n in names}
@@ -431,6 +439,11 @@ def sample_shapes(feeds: Mapping[str, np.ndarray]) -> Shapes:
     return {k: [int(d) for d in v.shape] for k, v in feeds.items()}
 
 
+def _node_info(path: Path) -> dict[str, Any]:
+    ops = op_counts(onnx.load(path, load_external_data=False))
+    return {"nodes": sum(ops.values()), "ops": ops}
+
+
 def compare_model(
     entry: Mapping[str, Any],
     zoo: Path,
@@ -449,11 +462,7 @@ def compare_model(
     feeds = sample_inputs(entry, np.random.default_rng(seed))
     shapes = sample_shapes(feeds)
     results: dict[str, dict[str, Any]] = {
-        ORIGINAL: {
-            "status": "ok",
-            "path": str(src),
-            "nodes": count_nodes(onnx.load(src, load_external_data=False)),
-        }
+        ORIGINAL: {"status": "ok", "path": str(src), **_node_info(src)}
     }
     for c in contenders:
         if c.applies is not None and not c.applies(entry):
@@ -462,8 +471,7 @@ def compare_model(
         t0 = time.perf_counter()
         try:
             info = worker.call(c.produce, str(src), str(dst), shapes)
-            nodes = count_nodes(onnx.load(dst, load_external_data=False))
-            results[c.name] = {"status": "ok", "path": str(dst), "nodes": nodes, **info}
+            results[c.name] = {"status": "ok", "path": str(dst), **_node_info(dst), **info}
         except Exception as exc:
             msg = str(exc) if isinstance(exc, RuntimeError) else _one_line(exc)
             results[c.name] = {"status": f"failed: {msg}"}
@@ -525,7 +533,8 @@ def verdicts(models: Sequence[Mapping[str, Any]], latency: bool) -> dict[str, di
                 exceptions.append(f"{m['name']}: {ours} {status(m, ours)}")
             elif theirs and mine > min(theirs.values()):
                 best = min(theirs, key=lambda o: theirs[o])
-                exceptions.append(f"{m['name']}: {ours} {mine} > {best} {theirs[best]}")
+                diff = _op_diff(m["contenders"][ours]["ops"], m["contenders"][best]["ops"])
+                exceptions.append(f"{m['name']}: {ours} {mine} > {best} {theirs[best]} [{diff}]")
         label = f"node count {ours} <= min({', '.join(others)}) on every model"
         return _verdict(label, exceptions)
 
@@ -558,6 +567,12 @@ def verdicts(models: Sequence[Mapping[str, Any]], latency: bool) -> dict[str, di
         f"every successful result matches the original (|err| <= {ATOL:g} + {RTOL:g}*|ref|)", bad
     )
     return out
+
+
+def _op_diff(mine: Mapping[str, int], theirs: Mapping[str, int]) -> str:
+    """``Mul +4, Gemm -1``: how many more (or fewer) nodes of each op type ``mine`` has."""
+    delta = {op: mine.get(op, 0) - theirs.get(op, 0) for op in sorted(set(mine) | set(theirs))}
+    return ", ".join(f"{op} {d:+d}" for op, d in sorted(delta.items(), key=lambda kv: -kv[1]) if d)
 
 
 def _verdict(label: str, exceptions: list[str]) -> dict[str, Any]:
