@@ -47,36 +47,90 @@ def infer_shapes(model: Model, reset: bool = True) -> int:
                         out.shape = None
                         out.dtype = None
     proto = _inference_proto(model)
+    known = _onnx_inference(proto)
+    for name, (elem, shape) in _symbolic_inference(proto).items():
+        have = known.get(name)
+        if have is None or _score(shape) > _score(have[1]):
+            known[name] = (elem or (have[0] if have else 0), shape)
+    resolved = 0
+    for g in graphs:
+        for node in g.nodes:
+            for out in node.outputs:
+                info = known.get(out.name)
+                if info is None or not isinstance(out, gs.Variable):
+                    continue
+                elem, shape = info
+                if elem and out.dtype is None:
+                    out.dtype = onnx.helper.tensor_dtype_to_np_dtype(elem)
+                if shape is not None:
+                    out.shape = shape
+                    if all(isinstance(d, int) for d in shape):
+                        resolved += 1
+    return resolved
+
+
+_Inferred = dict[str, tuple[int, list[int | str | None] | None]]
+
+
+def _onnx_inference(proto: onnx.ModelProto) -> _Inferred:
+    """ONNX's shape inference with data propagation: exact, but gives up on some chains."""
     try:
         inferred = shape_inference.infer_shapes(
             proto, check_type=False, strict_mode=False, data_prop=True
         )
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError, RuntimeError) as exc:
-        log.debug("shape inference failed, keeping what is known: %s", exc)
-        return 0
-    known: dict[str, onnx.ValueInfoProto] = {}
+        log.debug("ONNX shape inference failed: %s", exc)
+        return {}
+    return _collect(inferred)
+
+
+def _symbolic_inference(proto: onnx.ModelProto) -> _Inferred:
+    """onnxruntime's symbolic shape inference (sympy): carries dims through Reshape/Concat/
+    Slice arithmetic where ONNX's inference stops. Best effort: any failure means no extra
+    information, never an error."""
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+    except ImportError:  # pragma: no cover - onnxruntime always ships it
+        return {}
+    try:
+        inferred = SymbolicShapeInference.infer_shapes(
+            proto, auto_merge=True, guess_output_rank=False
+        )
+    except Exception as exc:  # it raises anything from AssertionError to sympy errors
+        log.debug(
+            "symbolic shape inference failed: %s", str(exc).splitlines()[0] if str(exc) else exc
+        )
+        return {}
+    return _collect(inferred) if inferred is not None else {}
+
+
+def _collect(inferred: onnx.ModelProto) -> _Inferred:
+    out: _Inferred = {}
     for g in _iter_graph_protos(inferred.graph):
         for vi in [*g.value_info, *g.output]:
-            known[vi.name] = vi
-    resolved = 0
-    for g in graphs:
-        for node in g.nodes:
-            for out in node.outputs:
-                vi = known.get(out.name)
-                if vi is None or not isinstance(out, gs.Variable):
-                    continue
-                tt = vi.type.tensor_type
-                if tt.elem_type and out.dtype is None:
-                    out.dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
-                if tt.HasField("shape"):
-                    shape = [
-                        d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                        for d in tt.shape.dim
-                    ]
-                    out.shape = shape
-                    if all(isinstance(d, int) for d in shape):
-                        resolved += 1
-    return resolved
+            tt = vi.type.tensor_type
+            shape = None
+            if tt.HasField("shape"):
+                shape = [
+                    d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                    for d in tt.shape.dim
+                ]
+            out[vi.name] = (tt.elem_type, shape)
+    return out
+
+
+def _score(shape: list[int | str | None] | None) -> float:
+    """How much a shape says: static dims count 1, named symbols 0.5 (ONNX's unk__ don't)."""
+    if shape is None:
+        return -1.0
+    return sum(
+        1.0
+        if isinstance(d, int)
+        else 0.5
+        if isinstance(d, str) and not d.startswith("unk__")
+        else 0.0
+        for d in shape
+    )
 
 
 def pin_input_shapes(model: Model, shapes: Mapping[str, Sequence[int]]) -> dict[str, int]:
