@@ -165,8 +165,26 @@ def attr_str(node: Node, name: str, default: str | None = None) -> str | None:
 # -- construction ------------------------------------------------------------------------------
 
 
+def share_name_scope(graph: Graph) -> None:
+    """Makes the graph and all its subgraphs hand out names from one shared set.
+
+    ONNX names are global across a model's scopes; with one set, a name created in a
+    subgraph cannot clash with one in an enclosing graph. ``Model`` calls this at load.
+    """
+    taken: set[str] = set()
+    for g in iter_graphs(graph):
+        taken.update(g.tensors().keys())
+        taken.update(n.name for n in g.nodes)
+    for g in iter_graphs(graph):
+        setattr(g, _NAMES_ATTR, taken)
+
+
 def unique_name(graph: Graph, base: str) -> str:
-    """A value/node name not used in the graph (or its subgraphs), derived from ``base``."""
+    """A value/node name not used in the model, derived from ``base``.
+
+    Names come from the set shared by the whole model (see :func:`share_name_scope`); a
+    graph built outside a model gets its own set on first use.
+    """
     # Not getattr: gs.Graph.__getattr__ treats unknown names as registered functions and logs.
     taken = graph.__dict__.get(_NAMES_ATTR)
     if taken is None:

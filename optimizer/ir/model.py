@@ -20,6 +20,7 @@ import onnx_graphsurgeon as gs
 from google.protobuf.message import DecodeError
 
 from optimizer.errors import InvalidModelError, ModelLoadError, UnsupportedModelError
+from optimizer.ir.graph import share_name_scope
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ class Model:
     # Initializers in the file that no node reads: the importer already dropped them, the
     # dead-code pass reports them.
     unused_initializers: int = 0
+    # Initializers also listed as graph inputs (old exporters' "overridable" weights): they
+    # become plain constants, which is what lets them fold; the dead-code pass reports them.
+    initializer_inputs: int = 0
 
     # -- construction -------------------------------------------------------------------------
 
@@ -63,10 +67,7 @@ class Model:
     def from_proto(cls, proto: onnx.ModelProto, source_path: Path | None = None) -> Model:
         """Wraps a ModelProto. The proto must already have its external data loaded."""
         check_domains(proto, source_path)
-        graph = gs.import_onnx(proto)
-        opset = next(
-            (o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), graph.opset
-        )
+        opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
         node_info = {}
         for node in _iter_node_protos(proto.graph):
             if node.name and (node.doc_string or len(node.metadata_props)):
@@ -77,8 +78,13 @@ class Model:
         used = {i for n in _iter_node_protos(proto.graph) for i in n.input}
         used.update(o.name for o in proto.graph.output)
         unused = sum(1 for t in proto.graph.initializer if t.name not in used)
+        init_names = {t.name for t in proto.graph.initializer}
+        _rename_shadowing_initializers(proto.graph, set())
+        graph = gs.import_onnx(proto)
+        share_name_scope(graph)
         return cls(
             unused_initializers=unused,
+            initializer_inputs=sum(1 for i in proto.graph.input if i.name in init_names),
             graph=graph,
             opset=int(opset),
             ir_version=proto.ir_version,
@@ -242,6 +248,44 @@ def _iter_node_protos(graph: onnx.GraphProto):
             elif attr.type == onnx.AttributeProto.GRAPHS:
                 for sub in attr.graphs:
                     yield from _iter_node_protos(sub)
+
+
+def _rename_shadowing_initializers(graph: onnx.GraphProto, outer: set[str]) -> None:
+    """Renames subgraph initializers that reuse an outer-scope name, in place.
+
+    The graph importer would resolve such a name to the outer tensor and silently change
+    the subgraph's numbers; a fresh name keeps the inner one.
+    """
+    local = {t.name for t in graph.initializer}
+    for tensor in graph.initializer:
+        if tensor.name in outer:
+            old, new = tensor.name, f"{tensor.name}__inner_{id(graph) % 100000}"
+            tensor.name = new
+            for node in graph.node:  # nested graphs see the renamed value through attributes
+                node.input[:] = [new if i == old else i for i in node.input]
+                for attr in node.attribute:
+                    for sub in (
+                        [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+                    ):
+                        _rename_refs(sub, old, new)
+            local.discard(old)
+            local.add(new)
+    scope = outer | local | {i.name for i in graph.input}
+    scope.update(o for n in graph.node for o in n.output)
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+                _rename_shadowing_initializers(sub, scope)
+
+
+def _rename_refs(graph: onnx.GraphProto, old: str, new: str) -> None:
+    if any(t.name == old for t in graph.initializer) or any(i.name == old for i in graph.input):
+        return  # shadowed again further in: that scope keeps its own meaning
+    for node in graph.node:
+        node.input[:] = [new if i == old else i for i in node.input]
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
+                _rename_refs(sub, old, new)
 
 
 def _set_node_props(node: onnx.NodeProto, props: dict[str, str]) -> None:

@@ -31,6 +31,8 @@ class EliminateDeadCode(Pass):
             before_consts - _count_constants(model.graph) + model.unused_initializers
         )
         model.unused_initializers = 0
+        stats["initializer dropped from graph inputs"] = model.initializer_inputs
+        model.initializer_inputs = 0
         return result(model, stats)
 
 

@@ -132,3 +132,46 @@ def test_verify_reports_dangling_value() -> None:
     model.graph.nodes.reverse()  # Neg now reads 'a' before Relu defines it
     problems = ir.graph_problems(model.graph)
     assert problems and "used before it is defined" in problems[0]
+
+
+def test_subgraph_initializer_shadowing_an_outer_name_keeps_its_value(tmp_path: Path) -> None:
+    # The then-branch has its own initializer named 'w' (value 10), the outer 'w' is 1.
+    then_g = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["t_out"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t_out", FLOAT, [2])],
+        [numpy_helper.from_array(np.full(2, 10, np.float32), "w")],
+    )
+    else_g = helper.make_graph(
+        [helper.make_node("Sub", ["x", "w"], ["e_out"])], "else", [], [helper.make_tensor_value_info("e_out", FLOAT, [2])]
+    )
+    nodes = [helper.make_node("If", ["cond"], ["y"], then_branch=then_g, else_branch=else_g)]
+    proto = make_model(
+        nodes,
+        [("x", FLOAT, [2]), ("cond", onnx.TensorProto.BOOL, [])],
+        [("y", FLOAT, [2])],
+        {"w": np.ones(2, np.float32)},
+        opset=13,
+    )
+    model = ir.Model.from_proto(proto)
+    feeds = {"x": np.zeros(2, np.float32), "cond": np.array(True)}
+    from tests.helpers import run_ort
+
+    np.testing.assert_array_equal(run_ort(model.to_proto(), feeds)[0], [10, 10])
+
+
+def test_initializers_listed_as_inputs_are_reported() -> None:
+    from optimizer.passes.base import PassContext
+    from optimizer.passes.eliminate_dead_code import EliminateDeadCode
+
+    proto = make_model(
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        [("x", FLOAT, [2]), ("w", FLOAT, [2])],
+        [("y", FLOAT, [2])],
+        {"w": np.ones(2, np.float32)},
+    )
+    model = ir.Model.from_proto(proto)
+    assert [v.name for v in model.graph.inputs] == ["x"]
+    res = EliminateDeadCode()(model, PassContext())
+    assert res.stats["initializer dropped from graph inputs"] == 1
