@@ -194,23 +194,36 @@ def load(path: str | os.PathLike[str], check: bool = True) -> Model:
                 f"{path}: cannot load external weights: {_first_line(exc)}"
             ) from None
     if check:
-        check_model(proto, path)
+        if external or _approx_size(proto) > _PROTO_LIMIT // 2:
+            # Check the file itself: checking a big proto in memory would need a copy.
+            check_domains(proto, path)
+            _run_checker(str(path), path)
+        else:
+            check_model(proto, path)
     model = Model.from_proto(proto, source_path=path)
     model.external_data = external
     return model
 
 
 def check_model(proto: onnx.ModelProto, where: Path | str = "model") -> None:
-    """Runs onnx.checker (full check, with strict shape inference) and the domain check."""
+    """Runs onnx.checker (full check, with strict shape inference) and the domain check.
+
+    A model over 1 GiB is checked through a temporary file; saving it moves the proto's
+    weights out to that file, so pass a throwaway proto (``Model.to_proto()``) in that case.
+    """
     check_domains(proto, where)
+    if _approx_size(proto) > _PROTO_LIMIT // 2:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp_path = Path(tmp) / "m.onnx"
+            onnx.save_model(proto, tmp_path, save_as_external_data=True, location="m.data")
+            _run_checker(str(tmp_path), where)
+    else:
+        _run_checker(proto, where)
+
+
+def _run_checker(model: onnx.ModelProto | str, where: Path | str) -> None:
     try:
-        if _approx_size(proto) > _PROTO_LIMIT // 2:
-            with tempfile.TemporaryDirectory() as tmp:
-                tmp_path = Path(tmp) / "m.onnx"
-                onnx.save_model(proto, tmp_path, save_as_external_data=True, location="m.data")
-                onnx.checker.check_model(str(tmp_path), full_check=True)
-        else:
-            onnx.checker.check_model(proto, full_check=True)
+        onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise InvalidModelError(f"{where}: invalid graph: {_first_line(exc)}") from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import weakref
 from collections import Counter
 from collections.abc import Hashable
 
@@ -16,13 +17,27 @@ from optimizer.passes.base import Pass, PassContext, PassResult, result
 log = logging.getLogger(__name__)
 
 
+# Digests of large arrays, by array identity: pipelines run this pass (and CSE, which uses the
+# same keys) every fixed-point round, and re-hashing gigabytes of weights each time dominated
+# the run on big models. A stale entry could only cost a missed merge: merging always compares
+# the bytes in full first (``same_array``).
+_DIGESTS: dict[int, tuple[weakref.ref, Hashable]] = {}
+_CACHE_FROM_BYTES = 1 << 16
+
+
 def array_key(array: np.ndarray) -> Hashable:
     """A hashable identity of an array's dtype, shape and bytes (a digest of the bytes)."""
     if array.dtype.hasobject:  # strings: compare the values themselves
         return ("strings", array.shape, tuple(array.reshape(-1).tolist()))
-    data = np.ascontiguousarray(array)
-    digest = hashlib.blake2b(data.reshape(-1).view(np.uint8), digest_size=16).digest()
-    return ("array", array.dtype.str, array.shape, digest)
+    cached = _DIGESTS.get(id(array)) if array.nbytes >= _CACHE_FROM_BYTES else None
+    if cached is not None and cached[0]() is array:
+        return cached[1]
+    digest = hashlib.blake2b(_bytes_view(array), digest_size=16).digest()
+    key = ("array", array.dtype.str, array.shape, digest)
+    if array.nbytes >= _CACHE_FROM_BYTES:
+        ident = id(array)
+        _DIGESTS[ident] = (weakref.ref(array, lambda _, k=ident: _DIGESTS.pop(k, None)), key)
+    return key
 
 
 def same_array(a: np.ndarray, b: np.ndarray) -> bool:
@@ -31,7 +46,15 @@ def same_array(a: np.ndarray, b: np.ndarray) -> bool:
         return False
     if a.dtype.hasobject:
         return a.tolist() == b.tolist()
-    return np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
+    return a is b or np.array_equal(_bytes_view(a), _bytes_view(b))
+
+
+def _kind(array: np.ndarray) -> tuple[str, tuple[int, ...]]:
+    return array.dtype.str, array.shape
+
+
+def _bytes_view(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8)
 
 
 class MergeDuplicateInitializers(Pass):
@@ -55,20 +78,27 @@ class MergeDuplicateInitializers(Pass):
         interface: set[int] = set()
         for graph in ir.iter_graphs(model.graph):
             interface.update(id(v) for v in [*graph.inputs, *graph.outputs])
-        groups: dict[Hashable, list[ir.Constant]] = {}
-        handled: dict[int, ir.Value] = {}  # values kept alive so ids stay unique
+        ordered: list[ir.Constant] = []
+        seen: set[int] = set()
         for _, node in ir.iter_nodes(model.graph):
             for value in node.inputs:
-                if not ir.is_constant(value) or id(value) in handled or id(value) in interface:
-                    continue
-                handled[id(value)] = value
-                array = ir.const_value(value)
-                candidates = groups.setdefault(array_key(array), [])
-                keep = next((c for c in candidates if same_array(ir.const_value(c), array)), None)
-                if keep is None:
-                    candidates.append(value)
-                    continue
-                log.debug("initializer %s merged into %s", value.name, keep.name)
-                ir.replace_all_uses(model.graph, value, keep)
-                stats["duplicate initializer merged"] += 1
+                if ir.is_constant(value) and id(value) not in seen and id(value) not in interface:
+                    seen.add(id(value))
+                    ordered.append(value)
+        # Only constants sharing dtype and shape with another can be duplicates: hash just those
+        # (most big weights have a shape of their own and are never read here).
+        by_kind = Counter(_kind(ir.const_value(v)) for v in ordered)
+        groups: dict[Hashable, list[ir.Constant]] = {}
+        for value in ordered:
+            array = ir.const_value(value)
+            if by_kind[_kind(array)] < 2:
+                continue
+            candidates = groups.setdefault(array_key(array), [])
+            keep = next((c for c in candidates if same_array(ir.const_value(c), array)), None)
+            if keep is None:
+                candidates.append(value)
+                continue
+            log.debug("initializer %s merged into %s", value.name, keep.name)
+            ir.replace_all_uses(model.graph, value, keep)
+            stats["duplicate initializer merged"] += 1
         return result(model, stats)
