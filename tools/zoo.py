@@ -7,9 +7,15 @@ realistic graphs:
 =====================  =============  =====  ==================================================
 name                   exporter       opset  what it exercises
 =====================  =============  =====  ==================================================
-resnet                 torch-legacy   13     Conv(+folded BN)/Relu/MaxPool/residual Add/Gemm
+resnet                 torch-legacy   13     Conv(+folded BN)/Relu/MaxPool/residual Add/Gemm;
+                                             ``x.view(x.size(0), -1)`` flatten ->
+                                             Shape/Gather/Unsqueeze/Concat/Reshape
 resnet_dynamo          torch-dynamo   18     same network through torch.export
-mobilenetv3            torch-legacy   13     depthwise Conv, HardSwish decomposed, SE blocks
+mobilenetv3            torch-legacy   13     depthwise Conv, HardSwish decomposed, classic SE
+                                             blocks (``view(b, c)`` -> Linear -> hand-written
+                                             h_sigmoid Add/Clip/Div -> ``view(b, c, 1, 1)``:
+                                             Shape/Gather/Unsqueeze/Concat/Reshape chains),
+                                             ``x.view(x.size(0), -1)`` + Dropout classifier
 mobilenetv3_op14       torch-legacy   14     same with the HardSwish op
 yolo                   torch-legacy   12     SiLU, C2f Split/Concat, SPPF, nearest Resize,
                                              runtime anchor grids (Shape/Gather/Range/Expand)
@@ -20,7 +26,8 @@ lstm                   torch-legacy   13     ONNX LSTM + GRU ops
 unet                   torch-legacy   11     ConvTranspose, bilinear Resize, skip Concat
 paddle_cnn             paddle-style   11     Constant-node weights, Conv + BN, explicit Pad
 paddle_det             paddle-style   11     Shape->Slice->Concat->Reshape, Transpose pairs
-resnet50_big (--big)   torch-legacy   13     full-size ResNet-50 (~100 MB), fixed 1x3x224x224
+resnet50_big (--big)   torch-legacy   13     full-size ResNet-50 (~100 MB), fixed 1x3x224x224,
+                                             same ``x.view(x.size(0), -1)`` flatten
 =====================  =============  =====  ==================================================
 
 Command line::
@@ -305,7 +312,8 @@ _SPECS: dict[str, Spec] = {
         Spec(
             "resnet",
             "ResNet-18 layout at 1/4 width (BasicBlocks with 1x1 downsample, BN folded "
-            "by the exporter), 100 classes, input 1x3x64x64",
+            "by the exporter), 100 classes, input 1x3x64x64; the classifier flattens with "
+            "x.view(x.size(0), -1) (Shape/Gather/Unsqueeze/Concat/Reshape under dynamic batch)",
             "torch-legacy",
             13,
             lambda: _resnet(1),
@@ -319,8 +327,11 @@ _SPECS: dict[str, Spec] = {
         ),
         Spec(
             "mobilenetv3",
-            "MobileNetV3-Small blocks: depthwise convs, SE with HardSigmoid, "
-            "HardSwish (decomposed at opset 13), input 1x3x64x64",
+            "MobileNetV3-Small blocks: depthwise convs, HardSwish (decomposed at opset 13), "
+            "classic SE blocks (avg_pool -> view(b, c) -> Linear/ReLU/Linear -> hand-written "
+            "h_sigmoid relu6(x + 3) / 6 -> view(b, c, 1, 1) -> Mul, i.e. Shape/Gather/"
+            "Unsqueeze/Concat/Reshape chains under dynamic batch), x.view(x.size(0), -1) + "
+            "Dropout classifier head, input 1x3x64x64",
             "torch-legacy",
             13,
             _mobilenet,
@@ -403,8 +414,8 @@ _SPECS: dict[str, Spec] = {
         ),
         Spec(
             "resnet50_big",
-            "full-size ResNet-50 (~25.6M params), fixed input 1x3x224x224; "
-            "not part of the default zoo",
+            "full-size ResNet-50 (~25.6M params), fixed input 1x3x224x224, "
+            "x.view(x.size(0), -1) flatten; not part of the default zoo",
             "torch-legacy",
             13,
             _resnet50_big,

@@ -108,7 +108,8 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    """torchvision-style ResNet: 7x7/2 stem + maxpool, four stages, global avgpool, fc."""
+    """torchvision-style ResNet: 7x7/2 stem + maxpool, four stages, global avgpool, fc; the
+    classifier flattens with ``x.view(x.size(0), -1)`` as most user-written ResNets do."""
 
     def __init__(
         self,
@@ -132,13 +133,17 @@ class ResNet(nn.Module):
                 self.inplanes = w * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(self.inplanes, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        x = self.avgpool(x)
+        # the flatten idiom of countless cifar/imagenet repos (rather than torch.flatten):
+        # under a dynamic batch it exports as Shape->Gather->Unsqueeze->Concat->Reshape
+        x = x.view(x.size(0), -1)
+        return self.fc(x)
 
 
 def resnet_small(num_classes: int = 100) -> ResNet:
@@ -173,18 +178,38 @@ class ConvBNAct(nn.Sequential):
         super().__init__(*layers)
 
 
-class SqueezeExcitation(nn.Module):
-    def __init__(self, channels: int, squeeze: int) -> None:
+class h_sigmoid(nn.Module):  # lower-case name as in the reference implementations
+    """Hard sigmoid written by hand as ``relu6(x + 3) / 6`` (d-li14/mobilenetv3.pytorch and
+    most other third-party MobileNetV3 code); exports as Add -> Clip -> Div."""
+
+    def __init__(self, inplace: bool = True) -> None:
         super().__init__()
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc1 = nn.Conv2d(channels, squeeze, 1)
-        self.fc2 = nn.Conv2d(squeeze, channels, 1)
-        self.relu = nn.ReLU()
-        self.scale_act = nn.Hardsigmoid()
+        self.relu = nn.ReLU6(inplace=inplace)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.scale_act(self.fc2(self.relu(self.fc1(self.avgpool(x)))))
-        return x * s
+        return self.relu(x + 3) / 6
+
+
+class SELayer(nn.Module):
+    """Squeeze-and-excitation the classic way (Hu et al. reference code, d-li14's MobileNetV3):
+    pool, ``view`` to [b, c], two Linear layers, ``view`` back to [b, c, 1, 1], scale. Under a
+    dynamic batch the two views export as Shape/Gather/Unsqueeze/Concat/Reshape chains."""
+
+    def __init__(self, channels: int, squeeze: int) -> None:
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(
+            nn.Linear(channels, squeeze),
+            nn.ReLU(inplace=True),
+            nn.Linear(squeeze, channels),
+            h_sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, _, _ = x.size()
+        y = self.avg_pool(x).view(b, c)
+        y = self.fc(y).view(b, c, 1, 1)
+        return x * y
 
 
 def _make_divisible(v: float, divisor: int = 8) -> int:
@@ -204,7 +229,7 @@ class InvertedResidual(nn.Module):
             layers.append(ConvBNAct(cin, expanded, 1, act=act))
         layers.append(ConvBNAct(expanded, expanded, k, stride, groups=expanded, act=act))
         if use_se:
-            layers.append(SqueezeExcitation(expanded, _make_divisible(expanded // 4)))
+            layers.append(SELayer(expanded, _make_divisible(expanded // 4)))
         layers.append(ConvBNAct(expanded, cout, 1, act=None))
         self.block = nn.Sequential(*layers)
 
@@ -214,7 +239,9 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV3(nn.Module):
-    """MobileNetV3-Small block configuration with a slimmer head (~0.6M params)."""
+    """MobileNetV3-Small block configuration with a slimmer head (~0.6M params), written in the
+    style of common third-party implementations: classic SE blocks (:class:`SELayer`) and a
+    ``x.view(x.size(0), -1)`` flatten before the classifier (Linear, Hardswish, Dropout, Linear)."""
 
     # cin, kernel, expanded, cout, use_se, hardswish, stride
     CONFIG = (
@@ -235,7 +262,7 @@ class MobileNetV3(nn.Module):
         layers += [InvertedResidual(*cfg) for cfg in self.CONFIG]
         layers.append(ConvBNAct(96, 288, 1, act=nn.Hardswish))
         self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.classifier = nn.Sequential(
             nn.Linear(288, last_channel),
             nn.Hardswish(),
@@ -244,7 +271,8 @@ class MobileNetV3(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(self.features(x)), 1)
+        x = self.avgpool(self.features(x))
+        x = x.view(x.size(0), -1)
         return self.classifier(x)
 
 

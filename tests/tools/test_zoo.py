@@ -33,10 +33,20 @@ EXPECTED: dict[str, tuple[str, int]] = {
 
 # op types each model must contain (the patterns it is in the zoo for)
 REQUIRED_OPS: dict[str, set[str]] = {
-    "resnet": {"Conv", "Relu", "Add", "MaxPool", "GlobalAveragePool", "Gemm"},
-    "resnet_dynamo": {"Conv", "Relu", "Add", "MaxPool", "Gemm"},
-    "mobilenetv3": {"Conv", "HardSigmoid", "Mul", "GlobalAveragePool"},
-    "mobilenetv3_op14": {"Conv", "HardSwish", "HardSigmoid", "Mul"},
+    "resnet": {"Conv", "Relu", "Add", "MaxPool", "GlobalAveragePool", "Gemm", "Shape", "Reshape"},
+    "resnet_dynamo": {"Conv", "Relu", "Add", "MaxPool", "Gemm", "Reshape"},
+    "mobilenetv3": {
+        "Conv",
+        "HardSigmoid",
+        "Mul",
+        "GlobalAveragePool",
+        "Gemm",
+        "Clip",
+        "Div",
+        "Shape",
+        "Reshape",
+    },
+    "mobilenetv3_op14": {"Conv", "HardSwish", "Mul", "Gemm", "Clip", "Div", "Shape", "Reshape"},
     "yolo": {
         "Conv",
         "Sigmoid",
@@ -170,6 +180,46 @@ def test_legacy_and_dynamo_exports_agree(
     out_b = _session(zoo_path / zoo_index[b]["file"]).run(None, feeds)
     for x, y in zip(out_a, out_b, strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-4)
+
+
+def _shape_fed_reshapes(model: Any) -> list[Any]:
+    """Reshape nodes whose target shape is computed at runtime from a Shape op (the
+    ``x.view(x.size(0), ...)`` idiom under a dynamic batch)."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+
+    def from_shape(name: str, depth: int = 0) -> bool:
+        node = producers.get(name)
+        if node is None or depth > 6:
+            return False
+        return node.op_type == "Shape" or any(from_shape(i, depth + 1) for i in node.input)
+
+    return [n for n in model.graph.node if n.op_type == "Reshape" and from_shape(n.input[1])]
+
+
+def test_resnet_view_flatten(zoo_path: Path, zoo_index: dict[str, dict]) -> None:
+    model = _load(zoo_path, zoo_index["resnet"])
+    ops = Counter(n.op_type for n in model.graph.node)
+    assert ops["Shape"] >= 1 and ops["Reshape"] >= 1 and "Flatten" not in ops
+    assert len(_shape_fed_reshapes(model)) == 1  # x.view(x.size(0), -1) before the fc
+    # and the dynamic batch still works
+    entry = zoo_index["resnet"]
+    (out,) = _session(zoo_path / entry["file"]).run(None, zoo.sample_inputs(entry, 0, {"batch": 3}))
+    assert out.shape == (3, 100)
+
+
+@pytest.mark.parametrize("name", ["mobilenetv3", "mobilenetv3_op14"])
+def test_mobilenet_classic_se_blocks(zoo_path: Path, zoo_index: dict[str, dict], name: str) -> None:
+    model = _load(zoo_path, zoo_index[name])
+    ops = Counter(n.op_type for n in model.graph.node)
+    n_se = sum(cfg[4] for cfg in zoo._zm().MobileNetV3.CONFIG)
+    # two views per SE block (view(b, c), view(b, c, 1, 1)) plus the classifier flatten
+    assert len(_shape_fed_reshapes(model)) == 2 * n_se + 1
+    assert ops["Gemm"] >= 2 * n_se + 2  # SE fc layers are Linear, plus the 2-layer head
+    assert ops["Clip"] >= n_se and ops["Div"] >= n_se  # hand-written h_sigmoid
+    assert "Flatten" not in ops
+    entry = zoo_index[name]
+    (out,) = _session(zoo_path / entry["file"]).run(None, zoo.sample_inputs(entry, 0, {"batch": 3}))
+    assert out.shape == (3, 100)
 
 
 def test_paddle_cnn_structure(zoo_path: Path, zoo_index: dict[str, dict]) -> None:
