@@ -16,6 +16,7 @@ from optimizer.passes.fold_affine_into_conv import FoldAffineIntoConv
 from optimizer.passes.fold_batchnorm import FoldBatchnorm
 from optimizer.passes.fold_constants import FoldConstants
 from optimizer.passes.fold_pad_into_conv import FoldPadIntoConv
+from optimizer.passes.fold_reshape_into_reduce import FoldReshapeIntoReduce
 from optimizer.passes.fuse_matmul_add_into_gemm import FuseMatmulAddIntoGemm
 from optimizer.passes.infer_shapes import InferShapes
 from optimizer.passes.inline_constant_if import InlineConstantIf
@@ -64,6 +65,7 @@ def o2() -> list[PipelineEntry]:
             FoldPadIntoConv(),  # before affine folding: a Pad sits between Conv and pad
             FoldAffineIntoConv(),  # after BN folding: constant Mul/Add left after it
             FuseMatmulAddIntoGemm(),  # 2-D MatMul + bias
+            FoldReshapeIntoReduce(),  # mean(keepdim=True).view(n, -1) -> keepdims=0
             RecognizeActivations(),  # HardSigmoid/HardSwish/Gelu where the opset has them
             RecognizeLayerNorm(),  # decomposed LayerNorm at opset >= 17
             OptimizeTransposes(),  # cancel/merge transposes, sinking through elementwise ops

@@ -144,7 +144,10 @@ def test_subgraph_initializer_shadowing_an_outer_name_keeps_its_value(tmp_path: 
         [numpy_helper.from_array(np.full(2, 10, np.float32), "w")],
     )
     else_g = helper.make_graph(
-        [helper.make_node("Sub", ["x", "w"], ["e_out"])], "else", [], [helper.make_tensor_value_info("e_out", FLOAT, [2])]
+        [helper.make_node("Sub", ["x", "w"], ["e_out"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e_out", FLOAT, [2])],
     )
     nodes = [helper.make_node("If", ["cond"], ["y"], then_branch=then_g, else_branch=else_g)]
     proto = make_model(
