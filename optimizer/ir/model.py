@@ -252,15 +252,28 @@ def check_domains(proto: onnx.ModelProto, where: Path | str | None = "model") ->
             )
 
 
-def _iter_node_protos(graph: onnx.GraphProto):
+def subgraph_protos(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The graphs held in a node's attributes (If branches, Loop and Scan bodies)."""
+    found: list[onnx.GraphProto] = []
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            found.append(attr.g)
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            found.extend(attr.graphs)
+    return found
+
+
+def iter_graph_protos(graph: onnx.GraphProto):
+    """The graph and, recursively, every subgraph under it."""
+    yield graph
     for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _iter_node_protos(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _iter_node_protos(sub)
+        for sub in subgraph_protos(node):
+            yield from iter_graph_protos(sub)
+
+
+def _iter_node_protos(graph: onnx.GraphProto):
+    for g in iter_graph_protos(graph):
+        yield from g.node
 
 
 def _rename_shadowing_initializers(graph: onnx.GraphProto, outer: set[str]) -> None:
@@ -276,19 +289,15 @@ def _rename_shadowing_initializers(graph: onnx.GraphProto, outer: set[str]) -> N
             tensor.name = new
             for node in graph.node:  # nested graphs see the renamed value through attributes
                 node.input[:] = [new if i == old else i for i in node.input]
-                for attr in node.attribute:
-                    for sub in (
-                        [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
-                    ):
-                        _rename_refs(sub, old, new)
+                for sub in subgraph_protos(node):
+                    _rename_refs(sub, old, new)
             local.discard(old)
             local.add(new)
     scope = outer | local | {i.name for i in graph.input}
     scope.update(o for n in graph.node for o in n.output)
     for node in graph.node:
-        for attr in node.attribute:
-            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
-                _rename_shadowing_initializers(sub, scope)
+        for sub in subgraph_protos(node):
+            _rename_shadowing_initializers(sub, scope)
 
 
 def _rename_refs(graph: onnx.GraphProto, old: str, new: str) -> None:
@@ -296,9 +305,8 @@ def _rename_refs(graph: onnx.GraphProto, old: str, new: str) -> None:
         return  # shadowed again further in: that scope keeps its own meaning
     for node in graph.node:
         node.input[:] = [new if i == old else i for i in node.input]
-        for attr in node.attribute:
-            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs):
-                _rename_refs(sub, old, new)
+        for sub in subgraph_protos(node):
+            _rename_refs(sub, old, new)
 
 
 def _set_node_props(node: onnx.NodeProto, props: dict[str, str]) -> None:
@@ -318,16 +326,12 @@ def _uses_external_data(proto: onnx.ModelProto) -> bool:
 
 
 def _iter_tensors(graph: onnx.GraphProto):
-    yield from graph.initializer
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.TENSOR:
-                yield attr.t
-            elif attr.type == onnx.AttributeProto.GRAPH:
-                yield from _iter_tensors(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _iter_tensors(sub)
+    for g in iter_graph_protos(graph):
+        yield from g.initializer
+        for node in g.node:
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.TENSOR:
+                    yield attr.t
 
 
 def _approx_size(proto: onnx.ModelProto) -> int:

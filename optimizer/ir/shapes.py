@@ -17,7 +17,7 @@ from onnx import shape_inference
 
 from optimizer.errors import UnsupportedModelError, UsageError
 from optimizer.ir.graph import iter_graphs
-from optimizer.ir.model import Model
+from optimizer.ir.model import Model, iter_graph_protos
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def _symbolic_inference(proto: onnx.ModelProto) -> _Inferred:
 
 def _collect(inferred: onnx.ModelProto) -> _Inferred:
     out: _Inferred = {}
-    for g in _iter_graph_protos(inferred.graph):
+    for g in iter_graph_protos(inferred.graph):
         for vi in [*g.value_info, *g.output]:
             tt = vi.type.tensor_type
             shape = None
@@ -298,17 +298,6 @@ def _swap_uses(old: gs.Tensor, new: gs.Tensor) -> None:
         for i, value in enumerate(node.inputs):
             if value is old:
                 node.inputs[i] = new
-
-
-def _iter_graph_protos(graph: onnx.GraphProto):
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _iter_graph_protos(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _iter_graph_protos(sub)
 
 
 def _fmt_shape(shape: Sequence) -> str:

@@ -12,21 +12,12 @@ from optimizer import ir
 from optimizer.ir import Model
 from optimizer.passes.base import Pass, PassContext, PassResult, result
 from optimizer.passes.merge_duplicate_initializers import array_key, same_array
+from optimizer.passes.op_sets import RANDOM_OPS
 
 log = logging.getLogger(__name__)
 
 # Two calls of these give different results: never merged.
-NONDETERMINISTIC = frozenset(
-    {
-        "RandomNormal",
-        "RandomUniform",
-        "RandomNormalLike",
-        "RandomUniformLike",
-        "Multinomial",
-        "Bernoulli",
-        "Dropout",
-    }
-)
+NONDETERMINISTIC = RANDOM_OPS | {"Dropout"}
 # Custom domains may hold stateful ops; these ones are known to be pure functions.
 PURE_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
 

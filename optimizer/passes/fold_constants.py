@@ -14,6 +14,7 @@ from optimizer.ir import Model
 from optimizer.passes import constant_evaluators as ev
 from optimizer.passes.base import Pass, PassContext, PassResult, result
 from optimizer.passes.lift_constant_nodes import constant_node_value
+from optimizer.passes.op_sets import RANDOM_OPS
 
 log = logging.getLogger(__name__)
 
@@ -21,16 +22,7 @@ log = logging.getLogger(__name__)
 # and small tables, never a broadcast of a scalar to a big tensor.
 SLACK_ELEMENTS = 1024
 
-NONDETERMINISTIC = frozenset(
-    {
-        "RandomNormal",
-        "RandomUniform",
-        "RandomNormalLike",
-        "RandomUniformLike",
-        "Multinomial",
-        "Bernoulli",
-    }
-)
+NONDETERMINISTIC = RANDOM_OPS
 # Ops producing or reading sequence / optional values, which constants cannot hold.
 NON_TENSOR = frozenset(
     {
