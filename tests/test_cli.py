@@ -247,3 +247,24 @@ def test_console_script_entry_point(model_path: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "no such file" in proc.stderr
+
+
+def test_explain_says_why_a_rule_did_not_fire(tmp_path: Path, capsys) -> None:
+    # A batched MatMul + bias has no Gemm form: --explain must say so, naming the node.
+    proto = make_model(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["m"], name="proj"),
+            helper.make_node("Add", ["m", "b"], ["y"], name="bias"),
+        ],
+        [("x", FLOAT, [2, 3, 4])],
+        [("y", FLOAT, [2, 3, 5])],
+        {"w": np.ones((4, 5), np.float32), "b": np.arange(5, dtype=np.float32)},
+    )
+    path = tmp_path / "batched.onnx"
+    onnx.save(proto, path)
+    code, stdout, _ = _run(
+        [str(path), "-o", str(tmp_path / "out.onnx"), "--explain", "MatMul+Add -> Gemm"], capsys
+    )
+    assert code == 0
+    lines = [line for line in stdout.splitlines() if line.startswith("MatMul+Add -> Gemm:")]
+    assert lines and "'bias'" in lines[0] and "2-D" in lines[0], stdout
