@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
@@ -108,3 +108,69 @@ def assert_equivalent(
         assert w.shape == g.shape, f"{out.name}: shape {g.shape} != {w.shape}"
         assert w.dtype == g.dtype, f"{out.name}: dtype {g.dtype} != {w.dtype}"
         np.testing.assert_allclose(g, w, atol=atol, rtol=rtol, err_msg=out.name)
+
+
+def assert_rewrites(
+    p: Pass,
+    proto: onnx.ModelProto,
+    ops: Sequence[str],
+    stats: Mapping[str, int],
+    feeds: dict[str, np.ndarray] | None = None,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+) -> ir.Model:
+    """Runs ``p`` on ``proto`` and checks the rewrite it makes.
+
+    Asserts the exact op list and stats, numerical equivalence with the original in
+    onnxruntime, and idempotence: a second run on the exported result changes nothing.
+
+    Args:
+        p: The pass under test.
+        proto: The model to optimize; left untouched.
+        ops: The expected top-level op types, in graph order, after the pass.
+        stats: The expected ``PassResult.stats``, exactly.
+        feeds: Inputs for the onnxruntime comparison; random ones when None.
+        atol: Absolute tolerance of the comparison.
+        rtol: Relative tolerance of the comparison.
+
+    Returns:
+        The optimized model, for further checks.
+    """
+    model, res = run_pass(p, proto)
+    assert op_list(model) == list(ops)
+    assert dict(res.stats) == dict(stats)
+    assert_equivalent(proto, model, feeds, atol=atol, rtol=rtol)
+    again, res2 = run_pass(p, model.to_proto())
+    assert res2.modified is False, dict(res2.stats)
+    assert op_list(again) == list(ops)
+    return model
+
+
+def assert_unchanged(p: Pass, proto: onnx.ModelProto, reason: str | None = None) -> ir.Model:
+    """Runs ``p`` on ``proto`` and checks that it leaves the model alone.
+
+    Asserts that the pass reports no modification and no stats and keeps the op list.
+
+    Args:
+        p: The pass under test.
+        proto: The model the pass should not touch.
+        reason: When given, the pass is run again with ``explain={"all"}`` (after shape
+            inference, as ``run_pass`` does); it must again change nothing and this text
+            must appear in its explanations.
+
+    Returns:
+        The model as the pass returned it.
+    """
+    model, res = run_pass(p, proto)
+    assert res.modified is False
+    assert dict(res.stats) == {}
+    assert op_list(model) == op_list(proto)
+    if reason is not None:
+        explained = ir.Model.from_proto(onnx.ModelProto.FromString(proto.SerializeToString()))
+        ir.infer_shapes(explained)
+        ctx = PassContext(explain={"all"})
+        explained_res = p(explained, ctx)
+        assert explained_res.modified is False
+        text = "\n".join(ctx.explanations)
+        assert reason in text, text
+    return model

@@ -5,38 +5,22 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from optimizer.passes.collapse_reshape_chains import CollapseReshapeChains
-from tests.helpers import FLOAT, assert_equivalent, make_model, op_list, run_pass
+from tests.helpers import (
+    FLOAT,
+    assert_equivalent,
+    assert_rewrites,
+    assert_unchanged,
+    make_model,
+    op_list,
+    random_feeds,
+    run_pass,
+)
 
 I64 = np.int64
 
 
 def _i64(*values):
     return np.array(values, I64)
-
-
-def _run(proto, ops, stats, dims=None):
-    model, res = run_pass(CollapseReshapeChains(), proto)
-    assert op_list(model) == ops
-    assert dict(res.stats) == stats
-    feeds = None
-    if dims:
-        rng = np.random.default_rng(0)
-        feeds = {
-            vi.name: rng.standard_normal(
-                [d.dim_value or dims[d.dim_param] for d in vi.type.tensor_type.shape.dim]
-            ).astype(np.float32)
-            for vi in proto.graph.input
-        }
-    assert_equivalent(proto, model, feeds)
-    _, again = run_pass(CollapseReshapeChains(), model.to_proto())
-    assert again.modified is False
-    return model
-
-
-def _kept(proto):
-    model, res = run_pass(CollapseReshapeChains(), proto)
-    assert res.modified is False
-    assert op_list(model) == op_list(proto)
 
 
 def _target(model):
@@ -58,7 +42,9 @@ def test_static_chain_of_four_becomes_one_reshape():
     ]
     inits = {"s1": _i64(4, 6), "ax": _i64(0), "ax0": _i64(0)}
     proto = make_model(nodes, [("x", FLOAT, [2, 3, 4])], [("y", FLOAT, [24])], inits)
-    model = _run(proto, ["Relu", "Reshape", "Relu"], {"reshape chain collapsed": 1})
+    model = assert_rewrites(
+        CollapseReshapeChains(), proto, ["Relu", "Reshape", "Relu"], {"reshape chain collapsed": 1}
+    )
     assert _target(model) == [24]
 
 
@@ -68,7 +54,9 @@ def test_static_chain_at_graph_output_keeps_name():
         helper.make_node("Reshape", ["a", "s"], ["y"]),
     ]
     proto = make_model(nodes, [("x", FLOAT, [2, 3, 4])], [("y", FLOAT, [6, 4])], {"s": _i64(-1, 4)})
-    model = _run(proto, ["Reshape"], {"reshape chain collapsed": 1})
+    model = assert_rewrites(
+        CollapseReshapeChains(), proto, ["Reshape"], {"reshape chain collapsed": 1}
+    )
     assert model.graph.nodes[0].outputs[0].name == "y"
     assert _target(model) == [6, 4]
 
@@ -81,7 +69,9 @@ def test_static_chain_with_zero_sized_dim_uses_allowzero():
     proto = make_model(
         nodes, [("x", FLOAT, [0, 3])], [("y", FLOAT, [3, 0])], {"ax": _i64(0), "s": _i64(3, -1)}
     )
-    model = _run(proto, ["Reshape"], {"reshape chain collapsed": 1})
+    model = assert_rewrites(
+        CollapseReshapeChains(), proto, ["Reshape"], {"reshape chain collapsed": 1}
+    )
     assert model.graph.nodes[0].attrs["allowzero"] == 1
     # Before opset 14 a literal 0 cannot be written: only the symbolic merge applies.
     old = make_model(
@@ -94,7 +84,7 @@ def test_static_chain_with_zero_sized_dim_uses_allowzero():
         {"ax": _i64(0), "s": _i64(3, -1)},
         opset=13,
     )
-    _run(old, ["Reshape"], {"Reshape merged": 1})
+    assert_rewrites(CollapseReshapeChains(), old, ["Reshape"], {"Reshape merged": 1})
 
 
 def test_static_chain_from_symbolic_input():
@@ -119,7 +109,9 @@ def test_opset11_axes_attributes():
         helper.make_node("Neg", ["b"], ["y"]),
     ]
     proto = make_model(nodes, [("x", FLOAT, [2, 1])], [("y", FLOAT, [1, 2])], opset=11)
-    model = _run(proto, ["Reshape", "Neg"], {"reshape chain collapsed": 1})
+    model = assert_rewrites(
+        CollapseReshapeChains(), proto, ["Reshape", "Neg"], {"reshape chain collapsed": 1}
+    )
     assert _target(model) == [1, 2]
 
 
@@ -138,7 +130,13 @@ def test_symbolic_reshape_reshape_merged():
     ]
     inits = {"s1": _i64(0, 12), "s2": _i64(-1, 3, 4)}
     proto = _sym(nodes, inits, ["N", 3, 4], ["N", 3, 4])
-    model = _run(proto, ["Reshape", "Neg"], {"Reshape merged": 1}, dims={"N": 5})
+    model = assert_rewrites(
+        CollapseReshapeChains(),
+        proto,
+        ["Reshape", "Neg"],
+        {"Reshape merged": 1},
+        feeds=random_feeds(proto, dims={"N": 5}),
+    )
     assert _target(model) == [-1, 3, 4]
 
 
@@ -148,7 +146,13 @@ def test_symbolic_flatten_then_reshape_merged():
         helper.make_node("Reshape", ["a", "s"], ["y"]),
     ]
     proto = _sym(nodes, {"s": _i64(-1, 2, 6)}, ["N", 3, 4], ["N", 2, 6])
-    _run(proto, ["Reshape"], {"Reshape merged": 1}, dims={"N": 2})
+    assert_rewrites(
+        CollapseReshapeChains(),
+        proto,
+        ["Reshape"],
+        {"Reshape merged": 1},
+        feeds=random_feeds(proto, dims={"N": 2}),
+    )
 
 
 def test_symbolic_reshape_with_copy_dim_kept():
@@ -157,7 +161,7 @@ def test_symbolic_reshape_with_copy_dim_kept():
         helper.make_node("Reshape", ["a", "s2"], ["y"]),
     ]
     inits = {"s1": _i64(-1, 12), "s2": _i64(0, 3, 4)}
-    _kept(_sym(nodes, inits, ["N", 3, 4], ["N", 3, 4]))
+    assert_unchanged(CollapseReshapeChains(), _sym(nodes, inits, ["N", 3, 4], ["N", 3, 4]))
 
 
 def test_symbolic_reshape_allowzero_merged():
@@ -167,7 +171,13 @@ def test_symbolic_reshape_allowzero_merged():
     ]
     inits = {"s1": _i64(-1), "s2": _i64(-1, 2)}
     proto = _sym(nodes, inits, ["N", 2], ["M", 2])
-    model = _run(proto, ["Reshape"], {"Reshape merged": 1}, dims={"N": 3})
+    model = assert_rewrites(
+        CollapseReshapeChains(),
+        proto,
+        ["Reshape"],
+        {"Reshape merged": 1},
+        feeds=random_feeds(proto, dims={"N": 3}),
+    )
     assert model.graph.nodes[0].attrs["allowzero"] == 1
 
 
@@ -182,7 +192,13 @@ def test_symbolic_unsqueeze_unsqueeze_merged(opset):
     inits = {} if opset < 13 else {"a_ax": _i64(0, -1), "b_ax": _i64(2)}
     # x [N, M] -> a [1, N, M, 1] -> b [1, N, 1, M, 1]
     proto = _sym(nodes, inits, ["N", "M"], [1, "N", 1, "M", 1], opset)
-    model = _run(proto, ["Unsqueeze", "Neg"], {"Unsqueeze merged": 1}, dims={"N": 2, "M": 3})
+    model = assert_rewrites(
+        CollapseReshapeChains(),
+        proto,
+        ["Unsqueeze", "Neg"],
+        {"Unsqueeze merged": 1},
+        feeds=random_feeds(proto, dims={"N": 2, "M": 3}),
+    )
     node = model.graph.nodes[0]
     axes = node.attrs["axes"] if opset < 13 else node.inputs[1].values.tolist()
     assert list(axes) == [0, 2, 4]
@@ -197,7 +213,13 @@ def test_symbolic_squeeze_squeeze_merged():
     # x [1, N, 1, M, 1] -> a [N, 1, M] (axes 0, 4) -> b [N, M] (axis 1 = x's axis 2)
     inits = {"a1": _i64(0, -1), "a2": _i64(1)}
     proto = _sym(nodes, inits, [1, "N", 1, "M", 1], ["N", "M"])
-    model = _run(proto, ["Squeeze", "Neg"], {"Squeeze merged": 1}, dims={"N": 2, "M": 3})
+    model = assert_rewrites(
+        CollapseReshapeChains(),
+        proto,
+        ["Squeeze", "Neg"],
+        {"Squeeze merged": 1},
+        feeds=random_feeds(proto, dims={"N": 2, "M": 3}),
+    )
     assert model.graph.nodes[0].inputs[1].values.tolist() == [0, 2, 4]
 
 
@@ -209,7 +231,13 @@ def test_unsqueeze_squeeze_cancelled():
         helper.make_node("Neg", ["b"], ["y"]),
     ]
     proto = _sym(nodes, {"ax": _i64(1), "ax2": _i64(-2)}, ["N", 3], ["N", 3])
-    _run(proto, ["Relu", "Neg"], {"Unsqueeze-Squeeze cancelled": 1}, dims={"N": 2})
+    assert_rewrites(
+        CollapseReshapeChains(),
+        proto,
+        ["Relu", "Neg"],
+        {"Unsqueeze-Squeeze cancelled": 1},
+        feeds=random_feeds(proto, dims={"N": 2}),
+    )
 
 
 def test_squeeze_unsqueeze_cancelled_static_to_graph_output():
@@ -219,7 +247,9 @@ def test_squeeze_unsqueeze_cancelled_static_to_graph_output():
         helper.make_node("Unsqueeze", ["a", "ax"], ["y"]),
     ]
     proto = _sym(nodes, {"ax": _i64(1)}, [2, 1, 3], [2, 1, 3])
-    _run(proto, ["Identity"], {"Squeeze-Unsqueeze cancelled": 1})
+    assert_rewrites(
+        CollapseReshapeChains(), proto, ["Identity"], {"Squeeze-Unsqueeze cancelled": 1}
+    )
 
 
 def test_unsqueeze_squeeze_other_axis_kept():
@@ -227,7 +257,9 @@ def test_unsqueeze_squeeze_other_axis_kept():
         helper.make_node("Unsqueeze", ["x", "ax"], ["a"]),
         helper.make_node("Squeeze", ["a", "ax2"], ["y"]),
     ]
-    _kept(_sym(nodes, {"ax": _i64(0), "ax2": _i64(2)}, ["N", 1], [1, "N"]))
+    assert_unchanged(
+        CollapseReshapeChains(), _sym(nodes, {"ax": _i64(0), "ax2": _i64(2)}, ["N", 1], [1, "N"])
+    )
 
 
 def test_squeeze_without_axes_not_merged():
@@ -235,7 +267,7 @@ def test_squeeze_without_axes_not_merged():
         helper.make_node("Squeeze", ["x", "ax"], ["a"]),
         helper.make_node("Squeeze", ["a"], ["y"]),
     ]
-    _kept(_sym(nodes, {"ax": _i64(0)}, [1, "N", 1], ["M"]))
+    assert_unchanged(CollapseReshapeChains(), _sym(nodes, {"ax": _i64(0)}, [1, "N", 1], ["M"]))
 
 
 # -- negatives ---------------------------------------------------------------------------------
@@ -253,7 +285,7 @@ def test_intermediate_with_two_consumers_kept():
         [("y", FLOAT, [3, 4]), ("z", FLOAT, [12])],
         {"s1": _i64(12), "s2": _i64(3, 4)},
     )
-    _kept(proto)
+    assert_unchanged(CollapseReshapeChains(), proto)
 
 
 def test_intermediate_graph_output_kept():
@@ -267,7 +299,7 @@ def test_intermediate_graph_output_kept():
         [("y", FLOAT, [3, 4]), ("a", FLOAT, [12])],
         {"s1": _i64(12), "s2": _i64(3, 4)},
     )
-    _kept(proto)
+    assert_unchanged(CollapseReshapeChains(), proto)
 
 
 def test_runtime_target_shape_kept():
@@ -281,7 +313,7 @@ def test_runtime_target_shape_kept():
         [("y", FLOAT, ["A", "B"])],
         {"s1": _i64(-1)},
     )
-    _kept(proto)
+    assert_unchanged(CollapseReshapeChains(), proto)
 
 
 def test_inside_if_branch():

@@ -10,7 +10,15 @@ from optimizer import ir
 from optimizer.passes.base import PassContext
 from optimizer.passes.drop_zero_rnn_states import DropZeroRnnStates
 from optimizer.passes.eliminate_dead_code import EliminateDeadCode
-from tests.helpers import FLOAT, assert_equivalent, make_model, op_list, random_feeds, run_pass
+from tests.helpers import (
+    FLOAT,
+    assert_equivalent,
+    assert_unchanged,
+    make_model,
+    op_list,
+    random_feeds,
+    run_pass,
+)
 
 HIDDEN = 3
 INPUT = 4
@@ -143,9 +151,7 @@ def test_lstm_with_peepholes_keeps_empty_slot():
 
 def test_nonzero_fill_untouched():
     proto = _rnn_model("LSTM", _zeros_like_torch("h0", value=0.5), ["h0"])
-    model, res = run_pass(DropZeroRnnStates(), proto)
-    assert res.modified is False
-    assert op_list(model) == op_list(proto)
+    model = assert_unchanged(DropZeroRnnStates(), proto)
     assert len(_rnn_node(model).inputs) == 6
 
 
@@ -155,14 +161,12 @@ def test_nonzero_constant_untouched():
         "RNN", ["x", "W", "R", "Bias", "", "h0"], ["y", "y_h"], hidden_size=HIDDEN
     )
     proto = make_model([rnn], [("x", FLOAT, [2, 2, INPUT])], STATIC_OUTS, inits)
-    _, res = run_pass(DropZeroRnnStates(), proto)
-    assert res.modified is False
+    assert_unchanged(DropZeroRnnStates(), proto)
 
 
 def test_graph_input_state_untouched():
     proto = _rnn_model("GRU", [], ["h0"], extra_inputs=[("h0", FLOAT, [1, "B", HIDDEN])])
-    model, res = run_pass(DropZeroRnnStates(), proto)
-    assert res.modified is False
+    model = assert_unchanged(DropZeroRnnStates(), proto)
     assert len(_rnn_node(model).inputs) == 6
 
 

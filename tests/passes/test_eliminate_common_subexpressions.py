@@ -5,27 +5,11 @@ import pytest
 from onnx import TensorProto, helper
 
 from optimizer.passes.eliminate_common_subexpressions import EliminateCommonSubexpressions
-from tests.helpers import FLOAT, assert_equivalent, make_model, op_list, run_pass
+from tests.helpers import FLOAT, assert_equivalent, assert_rewrites, assert_unchanged, make_model
 
 BOOL = TensorProto.BOOL
 node = helper.make_node
 MERGED = "duplicate node merged"
-
-
-def _merge(proto, stats, ops):
-    model, res = run_pass(EliminateCommonSubexpressions(), proto)
-    assert op_list(model) == ops
-    assert dict(res.stats) == stats
-    assert_equivalent(proto, model)
-    _, again = run_pass(EliminateCommonSubexpressions(), model.to_proto())
-    assert again.modified is False
-    return model
-
-
-def _kept(proto):
-    model, res = run_pass(EliminateCommonSubexpressions(), proto)
-    assert res.modified is False
-    assert op_list(model) == op_list(proto)
 
 
 def test_identical_relu_branches_merge():
@@ -34,7 +18,7 @@ def test_identical_relu_branches_merge():
         [("x", FLOAT, [2, 3])],
         [("y", FLOAT, [2, 3])],
     )
-    model = _merge(proto, {MERGED: 1}, ["Relu", "Add"])
+    model = assert_rewrites(EliminateCommonSubexpressions(), proto, ["Relu", "Add"], {MERGED: 1})
     add = model.graph.nodes[1]
     assert add.inputs[0] is add.inputs[1]
 
@@ -56,13 +40,17 @@ def _conv_pair(w2, attrs2=None):
 
 
 def test_conv_branches_with_equal_weight_bytes_merge():
-    _merge(_conv_pair(None), {MERGED: 1}, ["Conv", "Add"])
+    assert_rewrites(EliminateCommonSubexpressions(), _conv_pair(None), ["Conv", "Add"], {MERGED: 1})
 
 
 def test_conv_branches_with_different_weights_or_attributes_stay():
-    _kept(_conv_pair(np.ones((4, 3, 3, 3), np.float32)))
-    _kept(_conv_pair(None, {"auto_pad": "SAME_UPPER", "strides": [1, 1]}))
-    _kept(_conv_pair(None, {"pads": [1, 1, 1, 1]}))  # default strides, spelled differently
+    assert_unchanged(EliminateCommonSubexpressions(), _conv_pair(np.ones((4, 3, 3, 3), np.float32)))
+    assert_unchanged(
+        EliminateCommonSubexpressions(),
+        _conv_pair(None, {"auto_pad": "SAME_UPPER", "strides": [1, 1]}),
+    )
+    # Default strides, spelled differently.
+    assert_unchanged(EliminateCommonSubexpressions(), _conv_pair(None, {"pads": [1, 1, 1, 1]}))
 
 
 @pytest.mark.parametrize(
@@ -80,7 +68,7 @@ def test_different_attributes_do_not_merge(attrs1, attrs2):
         [("x", FLOAT, [4])],
         [("y", FLOAT, [4])],
     )
-    _kept(proto)
+    assert_unchanged(EliminateCommonSubexpressions(), proto)
 
 
 def test_constants_with_same_bytes_but_other_shape_do_not_merge():
@@ -94,7 +82,7 @@ def test_constants_with_same_bytes_but_other_shape_do_not_merge():
         [("y", FLOAT, [4, 4])],
         {"c1": np.arange(4, dtype=np.float32), "c2": np.arange(4, dtype=np.float32).reshape(4, 1)},
     )
-    _kept(proto)
+    assert_unchanged(EliminateCommonSubexpressions(), proto)
 
 
 def test_diamond_chain_of_depth_three_collapses_in_one_run():
@@ -109,7 +97,9 @@ def test_diamond_chain_of_depth_three_collapses_in_one_run():
     proto = make_model(
         nodes, [("x", FLOAT, [3])], [("y", FLOAT, [3])], {"k": np.array(2.0, np.float32)}
     )
-    _merge(proto, {MERGED: 3}, ["Relu", "Sigmoid", "Mul", "Add"])
+    assert_rewrites(
+        EliminateCommonSubexpressions(), proto, ["Relu", "Sigmoid", "Mul", "Add"], {MERGED: 3}
+    )
 
 
 def test_two_identical_graph_outputs_keep_both_names():
@@ -118,7 +108,9 @@ def test_two_identical_graph_outputs_keep_both_names():
         [("x", FLOAT, [3])],
         [("y1", FLOAT, [3]), ("y2", FLOAT, [3])],
     )
-    model = _merge(proto, {MERGED: 1}, ["Relu", "Identity"])
+    model = assert_rewrites(
+        EliminateCommonSubexpressions(), proto, ["Relu", "Identity"], {MERGED: 1}
+    )
     assert [o.name for o in model.graph.outputs] == ["y1", "y2"]
 
 
@@ -128,7 +120,7 @@ def test_merged_output_that_is_a_graph_output_keeps_its_name():
         [("x", FLOAT, [3])],
         [("y1", FLOAT, [3]), ("y2", FLOAT, [3])],
     )
-    model = _merge(proto, {MERGED: 1}, ["Relu", "Neg"])
+    model = assert_rewrites(EliminateCommonSubexpressions(), proto, ["Relu", "Neg"], {MERGED: 1})
     assert [o.name for o in model.graph.outputs] == ["y1", "y2"]
 
 
@@ -142,7 +134,7 @@ def test_random_ops_never_merge():
         [("x", FLOAT, [3])],
         [("y", FLOAT, [3])],
     )
-    _kept(proto)
+    assert_unchanged(EliminateCommonSubexpressions(), proto)
 
 
 def _branch(name, op):
@@ -164,7 +156,10 @@ def test_nodes_with_subgraphs_never_merge():
         ),
         node("Add", ["a", "b"], ["y"]),
     ]
-    _kept(make_model(nodes, [("x", FLOAT, [3]), ("c", BOOL, [])], [("y", FLOAT, [3])]))
+    assert_unchanged(
+        EliminateCommonSubexpressions(),
+        make_model(nodes, [("x", FLOAT, [3]), ("c", BOOL, [])], [("y", FLOAT, [3])]),
+    )
 
 
 def test_duplicates_inside_an_if_branch_merge():
@@ -179,7 +174,7 @@ def test_duplicates_inside_an_if_branch_merge():
         [("x", FLOAT, [3]), ("c", BOOL, [])],
         [("y", FLOAT, [3])],
     )
-    model = _merge(proto, {MERGED: 1}, ["If"])
+    model = assert_rewrites(EliminateCommonSubexpressions(), proto, ["If"], {MERGED: 1})
     assert [n.op for n in model.graph.nodes[0].attrs["then_branch"].nodes] == ["Exp", "Sub"]
     for cond in (True, False):
         feeds = {"x": np.array([0.5, 1.0, -1.0], np.float32), "c": np.array(cond)}

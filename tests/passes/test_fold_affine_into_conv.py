@@ -5,10 +5,15 @@ import onnx
 import pytest
 from onnx import helper
 
-from optimizer import ir
-from optimizer.passes.base import PassContext
 from optimizer.passes.fold_affine_into_conv import FoldAffineIntoConv
-from tests.helpers import FLOAT, assert_equivalent, make_model, op_list, run_pass
+from tests.helpers import (
+    FLOAT,
+    assert_equivalent,
+    assert_rewrites,
+    assert_unchanged,
+    make_model,
+    run_pass,
+)
 
 RNG = np.random.default_rng(11)
 X = [1, 4, 5, 5]
@@ -35,29 +40,6 @@ def _conv_then(
     return make_model(nodes, [("x", FLOAT, X)], [("z", FLOAT, Y)], inits)
 
 
-def _check_folded(proto: onnx.ModelProto, ops: list[str], stats: dict[str, int]) -> None:
-    model, res = run_pass(FoldAffineIntoConv(), proto)
-    assert op_list(model) == ops
-    assert dict(res.stats) == stats
-    assert_equivalent(proto, model)
-    again, res2 = run_pass(FoldAffineIntoConv(), model.to_proto())
-    assert res2.modified is False
-    assert op_list(again) == ops
-
-
-def _check_unchanged(proto: onnx.ModelProto, reason: str) -> None:
-    model, res = run_pass(FoldAffineIntoConv(), proto)
-    assert res.modified is False
-    assert dict(res.stats) == {}
-    assert op_list(model) == op_list(proto)
-    explained = ir.Model.from_proto(proto)
-    ir.infer_shapes(explained)
-    ctx = PassContext(explain={"all"})
-    FoldAffineIntoConv()(explained, ctx)
-    text = "\n".join(ctx.explanations)
-    assert reason in text, text
-
-
 def _channels(*shape: int) -> np.ndarray:
     return RNG.uniform(0.5, 2.0, shape).astype(np.float32)
 
@@ -76,13 +58,13 @@ def _channels(*shape: int) -> np.ndarray:
 )
 def test_conv_affine(affine: str, shape: tuple[int, ...], conv_first: bool) -> None:
     proto = _conv_then(affine, _channels(*shape), conv_first=conv_first)
-    _check_folded(proto, ["Conv"], {f"{affine} folded into Conv": 1})
+    assert_rewrites(FoldAffineIntoConv(), proto, ["Conv"], {f"{affine} folded into Conv": 1})
 
 
 @pytest.mark.parametrize("affine", ["Add", "Mul"])
 def test_conv_without_bias(affine: str) -> None:
     proto = _conv_then(affine, _channels(6, 1, 1), bias=False, group=2)
-    _check_folded(proto, ["Conv"], {f"{affine} folded into Conv": 1})
+    assert_rewrites(FoldAffineIntoConv(), proto, ["Conv"], {f"{affine} folded into Conv": 1})
 
 
 def test_mul_then_add_chain() -> None:
@@ -93,7 +75,12 @@ def test_mul_then_add_chain() -> None:
         helper.make_node("Add", ["m", "t"], ["z"]),
     ]
     proto = make_model(nodes, [("x", FLOAT, X)], [("z", FLOAT, Y)], inits)
-    _check_folded(proto, ["Conv"], {"Mul folded into Conv": 1, "Add folded into Conv": 1})
+    assert_rewrites(
+        FoldAffineIntoConv(),
+        proto,
+        ["Conv"],
+        {"Mul folded into Conv": 1, "Add folded into Conv": 1},
+    )
 
 
 def test_convtranspose_group2_mul() -> None:
@@ -103,7 +90,9 @@ def test_convtranspose_group2_mul() -> None:
         helper.make_node("Mul", ["y", "c"], ["z"]),
     ]
     proto = make_model(nodes, [("x", FLOAT, X)], [("z", FLOAT, [1, 6, 7, 7])], inits)
-    _check_folded(proto, ["ConvTranspose"], {"Mul folded into ConvTranspose": 1})
+    assert_rewrites(
+        FoldAffineIntoConv(), proto, ["ConvTranspose"], {"Mul folded into ConvTranspose": 1}
+    )
 
 
 @pytest.mark.parametrize(
@@ -117,7 +106,7 @@ def test_gemm_affine(affine: str, trans_b: int, shape: tuple[int, ...]) -> None:
         helper.make_node(affine, ["y", "c"], ["z"]),
     ]
     proto = make_model(nodes, [("x", FLOAT, [4, 5])], [("z", FLOAT, [4, 3])], inits)
-    _check_folded(proto, ["Gemm"], {f"{affine} folded into Gemm": 1})
+    assert_rewrites(FoldAffineIntoConv(), proto, ["Gemm"], {f"{affine} folded into Gemm": 1})
 
 
 def test_gemm_without_c_add() -> None:
@@ -127,7 +116,7 @@ def test_gemm_without_c_add() -> None:
         helper.make_node("Add", ["c", "y"], ["z"]),
     ]
     proto = make_model(nodes, [("x", FLOAT, [4, 5])], [("z", FLOAT, [4, 3])], inits)
-    _check_folded(proto, ["Gemm"], {"Add folded into Gemm": 1})
+    assert_rewrites(FoldAffineIntoConv(), proto, ["Gemm"], {"Add folded into Gemm": 1})
 
 
 def test_inside_loop_body() -> None:
@@ -164,7 +153,7 @@ def test_inside_loop_body() -> None:
 
 def test_spatially_varying_constant_unchanged() -> None:
     proto = _conv_then("Mul", _channels(6, 3, 3))
-    _check_unchanged(proto, "varies along non-channel axis 2")
+    assert_unchanged(FoldAffineIntoConv(), proto, "varies along non-channel axis 2")
 
 
 def test_constant_on_last_axis_unchanged() -> None:
@@ -175,7 +164,7 @@ def test_constant_on_last_axis_unchanged() -> None:
         helper.make_node("Mul", ["y", "c"], ["z"]),
     ]
     proto = make_model(nodes, [("x", FLOAT, X)], [("z", FLOAT, [1, 3, 3, 3])], inits)
-    _check_unchanged(proto, "varies along non-channel axis 3")
+    assert_unchanged(FoldAffineIntoConv(), proto, "varies along non-channel axis 3")
 
 
 def test_constant_broadcasting_to_new_rank_unchanged() -> None:
@@ -185,7 +174,7 @@ def test_constant_broadcasting_to_new_rank_unchanged() -> None:
         helper.make_node("Mul", ["y", "c"], ["z"]),
     ]
     proto = make_model(nodes, [("x", FLOAT, X)], [("z", FLOAT, [1, *Y])], inits)
-    _check_unchanged(proto, "would broadcast the rank-4 output")
+    assert_unchanged(FoldAffineIntoConv(), proto, "would broadcast the rank-4 output")
 
 
 def test_constant_broadcasting_channels_unchanged() -> None:
@@ -196,18 +185,20 @@ def test_constant_broadcasting_channels_unchanged() -> None:
         helper.make_node("Add", ["y", "c"], ["z"]),
     ]
     proto = make_model(nodes, [("x", FLOAT, X)], [("z", FLOAT, [1, 3, 3, 3])], inits)
-    _check_unchanged(proto, "3 entries on the channel axis, output has 1")
+    assert_unchanged(FoldAffineIntoConv(), proto, "3 entries on the channel axis, output has 1")
 
 
 def test_division_by_zero_unchanged() -> None:
     c = _channels(6, 1, 1)
     c[2] = 0.0
-    _check_unchanged(_conv_then("Div", c), "contains 0")
+    assert_unchanged(FoldAffineIntoConv(), _conv_then("Div", c), "contains 0")
 
 
 def test_constant_minus_conv_unchanged() -> None:
-    _check_unchanged(
-        _conv_then("Sub", _channels(6, 1, 1), conv_first=False), "'c' is not produced by Conv"
+    assert_unchanged(
+        FoldAffineIntoConv(),
+        _conv_then("Sub", _channels(6, 1, 1), conv_first=False),
+        "'c' is not produced by Conv",
     )
 
 
@@ -215,13 +206,13 @@ def test_conv_output_with_two_consumers_unchanged() -> None:
     proto = _conv_then("Div", _channels(6, 1, 1))
     proto.graph.node.append(helper.make_node("Relu", ["y"], ["r"]))
     proto.graph.output.append(helper.make_tensor_value_info("r", FLOAT, Y))
-    _check_unchanged(proto, "output has other consumers")
+    assert_unchanged(FoldAffineIntoConv(), proto, "output has other consumers")
 
 
 def test_conv_output_is_graph_output_unchanged() -> None:
     proto = _conv_then("Sub", _channels(6, 1, 1))
     proto.graph.output.append(helper.make_tensor_value_info("y", FLOAT, Y))
-    _check_unchanged(proto, "output has other consumers")
+    assert_unchanged(FoldAffineIntoConv(), proto, "output has other consumers")
 
 
 def test_non_constant_operand_unchanged() -> None:
@@ -231,4 +222,4 @@ def test_non_constant_operand_unchanged() -> None:
         helper.make_node("Div", ["y", "s"], ["z"]),
     ]
     proto = make_model(nodes, [("x", FLOAT, X), ("s", FLOAT, [6, 1, 1])], [("z", FLOAT, Y)], inits)
-    _check_unchanged(proto, "'s' is not a constant")
+    assert_unchanged(FoldAffineIntoConv(), proto, "'s' is not a constant")

@@ -5,10 +5,16 @@ import onnx
 import pytest
 from onnx import helper
 
-from optimizer import ir
-from optimizer.passes.base import PassContext
 from optimizer.passes.fold_pad_into_conv import FoldPadIntoConv
-from tests.helpers import FLOAT, INT64, assert_equivalent, make_model, op_list, run_pass
+from tests.helpers import (
+    FLOAT,
+    INT64,
+    assert_equivalent,
+    assert_rewrites,
+    assert_unchanged,
+    make_model,
+    run_pass,
+)
 
 RNG = np.random.default_rng(3)
 X = [1, 2, 5, 6]
@@ -59,30 +65,6 @@ def _conv_inits() -> dict[str, np.ndarray]:
     return {"w": _f32(3, 2, 3, 3), "b": _f32(3)}
 
 
-def _check_folded(proto: onnx.ModelProto, ops: list[str], stats: dict[str, int]) -> ir.Model:
-    model, res = run_pass(FoldPadIntoConv(), proto)
-    assert op_list(model) == ops
-    assert dict(res.stats) == stats
-    assert_equivalent(proto, model)
-    again, res2 = run_pass(FoldPadIntoConv(), model.to_proto())
-    assert res2.modified is False
-    assert op_list(again) == ops
-    return model
-
-
-def _check_unchanged(proto: onnx.ModelProto, reason: str) -> None:
-    model, res = run_pass(FoldPadIntoConv(), proto)
-    assert res.modified is False
-    assert dict(res.stats) == {}
-    assert op_list(model) == op_list(proto)
-    explained = ir.Model.from_proto(proto)
-    ir.infer_shapes(explained)
-    ctx = PassContext(explain={"all"})
-    FoldPadIntoConv()(explained, ctx)
-    text = "\n".join(ctx.explanations)
-    assert reason in text, text
-
-
 CONV = {"Pad folded into Conv": 1}
 
 
@@ -92,7 +74,7 @@ def test_pad_into_conv(opset: int) -> None:
     proto = _pad_then(
         _conv(pads=[1, 0, 0, 1]), opset, [0, 0, 1, 2, 0, 0, 2, 1], [1, 3, 7, 8], 0.0, _conv_inits()
     )
-    model = _check_folded(proto, ["Conv"], CONV)
+    model = assert_rewrites(FoldPadIntoConv(), proto, ["Conv"], CONV)
     assert model.graph.nodes[0].attrs["pads"] == [2, 2, 2, 2]
 
 
@@ -100,7 +82,7 @@ def test_pad_into_conv_without_value_or_conv_pads() -> None:
     proto = _pad_then(
         _conv(strides=[2, 2]), 13, [0, 0, 1, 1, 0, 0, 1, 1], [1, 3, 3, 3], None, _conv_inits()
     )
-    _check_folded(proto, ["Conv"], CONV)
+    assert_rewrites(FoldPadIntoConv(), proto, ["Conv"], CONV)
 
 
 @pytest.mark.parametrize("axes", [[2, 3], [-1, -2]])
@@ -109,7 +91,7 @@ def test_pad_with_axes_opset18(axes: list[int]) -> None:
     inits = {"pads": np.array(pads, np.int64), "axes": np.array(axes, np.int64), **_conv_inits()}
     nodes = [helper.make_node("Pad", ["x", "pads", "", "axes"], ["p"]), _conv()]
     proto = make_model(nodes, [("x", FLOAT, X)], [("z", FLOAT, [1, 3, 4, 7])], inits, opset=18)
-    model = _check_folded(proto, ["Conv"], CONV)
+    model = assert_rewrites(FoldPadIntoConv(), proto, ["Conv"], CONV)
     assert model.graph.nodes[0].attrs["pads"] == [1, 2, 0, 1]
 
 
@@ -120,7 +102,7 @@ def test_conv1d() -> None:
         helper.make_node("Conv", ["p", "w"], ["z"]),
     ]
     proto = make_model(nodes, [("x", FLOAT, [1, 2, 6])], [("z", FLOAT, [1, 3, 7])], inits)
-    _check_folded(proto, ["Conv"], CONV)
+    assert_rewrites(FoldPadIntoConv(), proto, ["Conv"], CONV)
 
 
 @pytest.mark.parametrize("count_include_pad", [None, 1])
@@ -132,20 +114,22 @@ def test_pad_into_average_pool(count_include_pad: int | None) -> None:
     )
     out = [1, 2, 5, 6] if count_include_pad is None else [1, 2, 6, 7]
     proto = _pad_then(pool, 13, [0, 0, 1, 1, 0, 0, 1, 1], out)
-    model = _check_folded(proto, ["AveragePool"], {"Pad folded into AveragePool": 1})
+    model = assert_rewrites(
+        FoldPadIntoConv(), proto, ["AveragePool"], {"Pad folded into AveragePool": 1}
+    )
     assert model.graph.nodes[0].attrs["count_include_pad"] == 1
 
 
 def test_neg_inf_pad_into_max_pool() -> None:
     pool = helper.make_node("MaxPool", ["p"], ["z"], kernel_shape=[3, 3], strides=[2, 2])
     proto = _pad_then(pool, 13, [0, 0, 1, 1, 0, 0, 1, 1], [1, 2, 3, 3], -np.inf)
-    _check_folded(proto, ["MaxPool"], {"Pad folded into MaxPool": 1})
+    assert_rewrites(FoldPadIntoConv(), proto, ["MaxPool"], {"Pad folded into MaxPool": 1})
 
 
 def test_neg_inf_pad_into_max_pool_opset10_unused_indices() -> None:
     pool = helper.make_node("MaxPool", ["p"], ["z", "idx"], kernel_shape=[2, 2])
     proto = _pad_then(pool, 10, [0, 0, 1, 0, 0, 0, 0, 1], [1, 2, 5, 6], -np.inf)
-    _check_folded(proto, ["MaxPool"], {"Pad folded into MaxPool": 1})
+    assert_rewrites(FoldPadIntoConv(), proto, ["MaxPool"], {"Pad folded into MaxPool": 1})
 
 
 def test_inside_if_branch() -> None:
@@ -186,36 +170,36 @@ def test_inside_if_branch() -> None:
 def test_zero_pad_before_max_pool_unchanged() -> None:
     pool = helper.make_node("MaxPool", ["p"], ["z"], kernel_shape=[3, 3])
     proto = _pad_then(pool, 13, [0, 0, 1, 1, 0, 0, 1, 1], [1, 2, 5, 6], 0.0)
-    _check_unchanged(proto, "Pad value 0.0 is not -inf")
+    assert_unchanged(FoldPadIntoConv(), proto, "Pad value 0.0 is not -inf")
 
 
 def test_zero_pad_before_max_pool_opset10_unchanged() -> None:
     pool = helper.make_node("MaxPool", ["p"], ["z"], kernel_shape=[3, 3])
     proto = _pad_then(pool, 10, [0, 0, 1, 1, 0, 0, 1, 1], [1, 2, 5, 6])
-    _check_unchanged(proto, "Pad value 0.0 is not -inf")
+    assert_unchanged(FoldPadIntoConv(), proto, "Pad value 0.0 is not -inf")
 
 
 def test_nonzero_value_before_conv_unchanged() -> None:
     proto = _pad_then(_conv(), 13, [0, 0, 1, 1, 0, 0, 1, 1], [1, 3, 5, 6], 1.0, _conv_inits())
-    _check_unchanged(proto, "Pad value 1.0 is not 0")
+    assert_unchanged(FoldPadIntoConv(), proto, "Pad value 1.0 is not 0")
 
 
 def test_reflect_mode_unchanged() -> None:
     proto = _pad_then(
         _conv(), 13, [0, 0, 1, 1, 0, 0, 1, 1], [1, 3, 5, 6], None, _conv_inits(), mode="reflect"
     )
-    _check_unchanged(proto, "mode is 'reflect'")
+    assert_unchanged(FoldPadIntoConv(), proto, "mode is 'reflect'")
 
 
 def test_channel_pad_unchanged() -> None:
     inits = {"w": _f32(3, 3, 3, 3), "b": _f32(3)}
     proto = _pad_then(_conv(), 13, [0, 1, 0, 0, 0, 0, 0, 0], [1, 3, 3, 4], None, inits)
-    _check_unchanged(proto, "pads the batch or channel axis")
+    assert_unchanged(FoldPadIntoConv(), proto, "pads the batch or channel axis")
 
 
 def test_negative_pads_unchanged() -> None:
     proto = _pad_then(_conv(), 13, [0, 0, -1, 0, 0, 0, 0, 0], [1, 3, 2, 4], None, _conv_inits())
-    _check_unchanged(proto, "negative pads")
+    assert_unchanged(FoldPadIntoConv(), proto, "negative pads")
 
 
 def test_non_constant_pads_unchanged() -> None:
@@ -226,7 +210,7 @@ def test_non_constant_pads_unchanged() -> None:
         [("z", FLOAT, [1, 3, None, None])],
         _conv_inits(),
     )
-    _check_unchanged(proto, "'pads' is not a constant")
+    assert_unchanged(FoldPadIntoConv(), proto, "'pads' is not a constant")
 
 
 def test_auto_pad_unchanged() -> None:
@@ -238,20 +222,20 @@ def test_auto_pad_unchanged() -> None:
         None,
         _conv_inits(),
     )
-    _check_unchanged(proto, "auto_pad=SAME_UPPER")
+    assert_unchanged(FoldPadIntoConv(), proto, "auto_pad=SAME_UPPER")
 
 
 def test_pad_with_two_consumers_unchanged() -> None:
     proto = _pad_then(_conv(), 13, [0, 0, 1, 1, 0, 0, 1, 1], [1, 3, 5, 6], None, _conv_inits())
     proto.graph.node.append(helper.make_node("Relu", ["p"], ["r"]))
     proto.graph.output.append(helper.make_tensor_value_info("r", FLOAT, [1, 2, 7, 8]))
-    _check_unchanged(proto, "output has other consumers")
+    assert_unchanged(FoldPadIntoConv(), proto, "output has other consumers")
 
 
 def test_average_pool_excluding_own_pads_unchanged() -> None:
     pool = helper.make_node("AveragePool", ["p"], ["z"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
     proto = _pad_then(pool, 13, [0, 0, 1, 1, 0, 0, 1, 1], [1, 2, 7, 8])
-    _check_unchanged(proto, "count_include_pad=0")
+    assert_unchanged(FoldPadIntoConv(), proto, "count_include_pad=0")
 
 
 def test_pool_ceil_mode_unchanged() -> None:
@@ -259,17 +243,17 @@ def test_pool_ceil_mode_unchanged() -> None:
         "AveragePool", ["p"], ["z"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1
     )
     proto = _pad_then(pool, 13, [0, 0, 1, 1, 0, 0, 0, 0], [1, 2, 3, 4])
-    _check_unchanged(proto, "ceil_mode=1")
+    assert_unchanged(FoldPadIntoConv(), proto, "ceil_mode=1")
 
 
 def test_pool_pads_reaching_kernel_unchanged() -> None:
     pool = helper.make_node("MaxPool", ["p"], ["z"], kernel_shape=[2, 2])
     proto = _pad_then(pool, 13, [0, 0, 2, 0, 0, 0, 0, 0], [1, 2, 6, 5], -np.inf)
-    _check_unchanged(proto, "reach the kernel size")
+    assert_unchanged(FoldPadIntoConv(), proto, "reach the kernel size")
 
 
 def test_max_pool_indices_used_unchanged() -> None:
     pool = helper.make_node("MaxPool", ["p"], ["z", "idx"], kernel_shape=[2, 2])
     proto = _pad_then(pool, 13, [0, 0, 1, 0, 0, 0, 0, 1], [1, 2, 5, 6], -np.inf)
     proto.graph.output.append(helper.make_tensor_value_info("idx", INT64, [1, 2, 5, 6]))
-    _check_unchanged(proto, "Indices output 'idx' is used")
+    assert_unchanged(FoldPadIntoConv(), proto, "Indices output 'idx' is used")

@@ -5,10 +5,16 @@ import onnx
 import pytest
 from onnx import helper
 
-from optimizer import ir
-from optimizer.passes.base import PassContext
 from optimizer.passes.fuse_matmul_add_into_gemm import FuseMatmulAddIntoGemm
-from tests.helpers import FLOAT, INT64, assert_equivalent, make_model, op_list, run_pass
+from tests.helpers import (
+    FLOAT,
+    INT64,
+    assert_equivalent,
+    assert_rewrites,
+    assert_unchanged,
+    make_model,
+    run_pass,
+)
 
 RNG = np.random.default_rng(5)
 STATS = {"MatMul+Add -> Gemm": 1}
@@ -30,45 +36,31 @@ def _matmul_add(
     return make_model(nodes, [("a", FLOAT, a_shape)], [("z", FLOAT, out_shape)], inits, opset)
 
 
-def _check_folded(proto: onnx.ModelProto, feeds: dict | None = None) -> None:
-    model, res = run_pass(FuseMatmulAddIntoGemm(), proto)
-    assert op_list(model) == ["Gemm"]
-    assert dict(res.stats) == STATS
-    assert_equivalent(proto, model, feeds)
-    again, res2 = run_pass(FuseMatmulAddIntoGemm(), model.to_proto())
-    assert res2.modified is False
-    assert op_list(again) == ["Gemm"]
-
-
-def _check_unchanged(proto: onnx.ModelProto, reason: str) -> None:
-    model, res = run_pass(FuseMatmulAddIntoGemm(), proto)
-    assert res.modified is False
-    assert dict(res.stats) == {}
-    assert op_list(model) == op_list(proto)
-    explained = ir.Model.from_proto(proto)
-    ir.infer_shapes(explained)
-    ctx = PassContext(explain={"all"})
-    FuseMatmulAddIntoGemm()(explained, ctx)
-    text = "\n".join(ctx.explanations)
-    assert reason in text, text
-
-
 @pytest.mark.parametrize("shape", [(3,), (1, 3), (4, 3), (), (4, 1), (1,)])
 def test_bias_shapes(shape: tuple[int, ...]) -> None:
-    _check_folded(_matmul_add([4, 5], _f32(*shape), [4, 3]))
+    assert_rewrites(
+        FuseMatmulAddIntoGemm(), _matmul_add([4, 5], _f32(*shape), [4, 3]), ["Gemm"], STATS
+    )
 
 
 def test_bias_first_operand() -> None:
-    _check_folded(_matmul_add([4, 5], _f32(3), [4, 3], bias_first=True))
+    assert_rewrites(
+        FuseMatmulAddIntoGemm(),
+        _matmul_add([4, 5], _f32(3), [4, 3], bias_first=True),
+        ["Gemm"],
+        STATS,
+    )
 
 
 def test_symbolic_rows_with_row_vector_bias() -> None:
     proto = _matmul_add(["n", 5], _f32(1, 3), ["n", 3])
-    _check_folded(proto)
+    assert_rewrites(FuseMatmulAddIntoGemm(), proto, ["Gemm"], STATS)
 
 
 def test_opset9() -> None:
-    _check_folded(_matmul_add([4, 5], _f32(3), [4, 3], opset=9))
+    assert_rewrites(
+        FuseMatmulAddIntoGemm(), _matmul_add([4, 5], _f32(3), [4, 3], opset=9), ["Gemm"], STATS
+    )
 
 
 def test_non_constant_b() -> None:
@@ -79,7 +71,7 @@ def test_non_constant_b() -> None:
     proto = make_model(
         nodes, [("a", FLOAT, [4, 5]), ("b", FLOAT, [5, 3])], [("z", FLOAT, [4, 3])], {"c": _f32(3)}
     )
-    _check_folded(proto)
+    assert_rewrites(FuseMatmulAddIntoGemm(), proto, ["Gemm"], STATS)
 
 
 def test_inside_if_branch() -> None:
@@ -117,7 +109,9 @@ def test_inside_if_branch() -> None:
 
 def test_rank3_matmul_unchanged() -> None:
     proto = _matmul_add([2, 4, 5], _f32(3), [2, 4, 3])
-    _check_unchanged(proto, "has rank 3: Gemm takes only a 2-D A (a batched")
+    assert_unchanged(
+        FuseMatmulAddIntoGemm(), proto, "has rank 3: Gemm takes only a 2-D A (a batched"
+    )
 
 
 def test_unknown_rank_unchanged() -> None:
@@ -137,29 +131,29 @@ def test_unknown_rank_unchanged() -> None:
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     proto.ir_version = 8
-    _check_unchanged(proto, "rank of MatMul input 'a' is unknown")
+    assert_unchanged(FuseMatmulAddIntoGemm(), proto, "rank of MatMul input 'a' is unknown")
 
 
 def test_bias_changing_output_shape_unchanged() -> None:
     proto = _matmul_add([1, 5], _f32(4, 3), [4, 3])
-    _check_unchanged(proto, "does not broadcast to the output")
+    assert_unchanged(FuseMatmulAddIntoGemm(), proto, "does not broadcast to the output")
 
 
 def test_rank3_bias_unchanged() -> None:
     proto = _matmul_add([4, 5], _f32(2, 4, 3), [2, 4, 3])
-    _check_unchanged(proto, "would broadcast the 2-D output to rank 3")
+    assert_unchanged(FuseMatmulAddIntoGemm(), proto, "would broadcast the 2-D output to rank 3")
 
 
 def test_full_bias_with_symbolic_rows_unchanged() -> None:
     proto = _matmul_add(["n", 5], _f32(4, 3), ["n", 3])
-    _check_unchanged(proto, "output dimension 0 is not known to be 4")
+    assert_unchanged(FuseMatmulAddIntoGemm(), proto, "output dimension 0 is not known to be 4")
 
 
 def test_matmul_output_with_two_consumers_unchanged() -> None:
     proto = _matmul_add([4, 5], _f32(3), [4, 3])
     proto.graph.node.append(helper.make_node("Relu", ["y"], ["r"]))
     proto.graph.output.append(helper.make_tensor_value_info("r", FLOAT, [4, 3]))
-    _check_unchanged(proto, "output has other consumers")
+    assert_unchanged(FuseMatmulAddIntoGemm(), proto, "output has other consumers")
 
 
 def test_non_constant_bias_unchanged() -> None:
@@ -170,7 +164,7 @@ def test_non_constant_bias_unchanged() -> None:
     proto = make_model(
         nodes, [("a", FLOAT, [4, 5]), ("c", FLOAT, [3])], [("z", FLOAT, [4, 3])], {"w": _f32(5, 3)}
     )
-    _check_unchanged(proto, "'c' is not a constant")
+    assert_unchanged(FuseMatmulAddIntoGemm(), proto, "'c' is not a constant")
 
 
 def test_integer_matmul_unchanged() -> None:
@@ -180,4 +174,4 @@ def test_integer_matmul_unchanged() -> None:
     ]
     inits = {"w": np.ones((5, 3), np.int64), "c": np.ones(3, np.int64)}
     proto = make_model(nodes, [("a", INT64, [4, 5])], [("z", INT64, [4, 3])], inits)
-    _check_unchanged(proto, "is not float")
+    assert_unchanged(FuseMatmulAddIntoGemm(), proto, "is not float")

@@ -4,7 +4,14 @@ import numpy as np
 from onnx import TensorProto, helper
 
 from optimizer.passes.merge_duplicate_initializers import MergeDuplicateInitializers
-from tests.helpers import FLOAT, assert_equivalent, make_model, op_list, run_pass
+from tests.helpers import (
+    FLOAT,
+    assert_equivalent,
+    assert_rewrites,
+    assert_unchanged,
+    make_model,
+    run_pass,
+)
 
 BOOL = TensorProto.BOOL
 node = helper.make_node
@@ -23,14 +30,10 @@ def test_identical_matmul_weights_become_one_initializer():
         [("y", FLOAT, [2, 5])],
         {"w1": W, "w2": W.copy()},
     )
-    model, res = run_pass(MergeDuplicateInitializers(), proto)
-    assert dict(res.stats) == {MERGED: 1}
-    assert op_list(model) == ["MatMul", "MatMul", "Add"]
-    exported = model.to_proto()
-    assert [t.name for t in exported.graph.initializer] == ["w1"]
-    assert_equivalent(proto, model)
-    _, again = run_pass(MergeDuplicateInitializers(), exported)
-    assert again.modified is False
+    model = assert_rewrites(
+        MergeDuplicateInitializers(), proto, ["MatMul", "MatMul", "Add"], {MERGED: 1}
+    )
+    assert [t.name for t in model.to_proto().graph.initializer] == ["w1"]
 
 
 def test_same_bytes_with_other_dtype_or_shape_do_not_merge():
@@ -46,8 +49,7 @@ def test_same_bytes_with_other_dtype_or_shape_do_not_merge():
         [("y", FLOAT, [4, 4]), ("z", TensorProto.INT32, [4])],
         {"f": row, "col": row.reshape(4, 1), "bits": row.view(np.int32)},
     )
-    model, res = run_pass(MergeDuplicateInitializers(), proto)
-    assert res.modified is False
+    model = assert_unchanged(MergeDuplicateInitializers(), proto)
     assert len(model.to_proto().graph.initializer) == 3
 
 
@@ -62,8 +64,7 @@ def test_negative_zero_is_not_merged_with_zero():
         [("y", FLOAT, [2])],
         {"p": np.zeros(2, np.float32), "n": -np.zeros(2, np.float32)},
     )
-    _, res = run_pass(MergeDuplicateInitializers(), proto)
-    assert res.modified is False
+    assert_unchanged(MergeDuplicateInitializers(), proto)
 
 
 def test_duplicate_read_inside_an_if_branch_merges_with_the_outer_one():

@@ -5,7 +5,15 @@ import onnx
 from onnx import helper
 
 from optimizer.passes.optimize_transposes import OptimizeTransposes
-from tests.helpers import FLOAT, assert_equivalent, make_model, op_list, run_pass
+from tests.helpers import (
+    FLOAT,
+    assert_equivalent,
+    assert_rewrites,
+    assert_unchanged,
+    make_model,
+    op_list,
+    run_pass,
+)
 
 T = helper.make_node
 CANCELLED = "Transpose pair cancelled"
@@ -18,22 +26,6 @@ NHWC = [1, 4, 5, 3]
 def tr(inp: str, out: str, perm: list[int] | None) -> onnx.NodeProto:
     kwargs = {} if perm is None else {"perm": perm}
     return T("Transpose", [inp], [out], **kwargs)
-
-
-def check(proto, ops, stats):
-    model, res = run_pass(OptimizeTransposes(), proto)
-    assert op_list(model) == ops
-    assert dict(res.stats) == stats
-    assert_equivalent(proto, model)
-    _, again = run_pass(OptimizeTransposes(), model.to_proto())
-    assert again.modified is False
-    return model
-
-
-def unchanged(proto):
-    model, res = run_pass(OptimizeTransposes(), proto)
-    assert res.modified is False
-    assert op_list(model) == op_list(proto)
 
 
 # -- pairs --------------------------------------------------------------------------------------
@@ -49,7 +41,7 @@ def test_inverse_pair_cancelled():
         [("x", FLOAT, NCHW)],
         [("y", FLOAT, NCHW)],
     )
-    check(proto, ["Relu"], {CANCELLED: 1})
+    assert_rewrites(OptimizeTransposes(), proto, ["Relu"], {CANCELLED: 1})
 
 
 def test_cancelled_pair_at_graph_output_keeps_name():
@@ -58,7 +50,7 @@ def test_cancelled_pair_at_graph_output_keeps_name():
         [("x", FLOAT, [2, 3])],
         [("y", FLOAT, [2, 3])],
     )
-    model = check(proto, ["Relu"], {CANCELLED: 1})
+    model = assert_rewrites(OptimizeTransposes(), proto, ["Relu"], {CANCELLED: 1})
     assert model.graph.outputs[0].name == "y"
 
 
@@ -68,7 +60,7 @@ def test_default_perm_pair_cancelled():
         [("x", FLOAT, [2, 3, 4])],
         [("y", FLOAT, [2, 3, 4])],
     )
-    check(proto, ["Neg"], {CANCELLED: 1})
+    assert_rewrites(OptimizeTransposes(), proto, ["Neg"], {CANCELLED: 1})
 
 
 def test_pair_merged_into_one_transpose():
@@ -77,7 +69,7 @@ def test_pair_merged_into_one_transpose():
         [("x", FLOAT, [2, 3, 4])],
         [("y", FLOAT, [4, 2, 3])],
     )
-    model = check(proto, ["Transpose"], {MERGED: 1})
+    model = assert_rewrites(OptimizeTransposes(), proto, ["Transpose"], {MERGED: 1})
     assert list(model.graph.nodes[0].attrs["perm"]) == [2, 0, 1]
 
 
@@ -87,7 +79,7 @@ def test_triple_chain_collapses():
         [("x", FLOAT, [2, 3, 4])],
         [("y", FLOAT, [2, 4, 3])],
     )
-    check(proto, ["Transpose"], {MERGED: 2})
+    assert_rewrites(OptimizeTransposes(), proto, ["Transpose"], {MERGED: 2})
 
 
 def test_pair_with_shared_intermediate_unchanged():
@@ -96,7 +88,7 @@ def test_pair_with_shared_intermediate_unchanged():
         [("x", FLOAT, [2, 3])],
         [("y", FLOAT, [2, 3]), ("z", FLOAT, [3, 2])],
     )
-    unchanged(proto)
+    assert_unchanged(OptimizeTransposes(), proto)
 
 
 def test_pair_with_intermediate_graph_output_unchanged():
@@ -105,7 +97,7 @@ def test_pair_with_intermediate_graph_output_unchanged():
         [("x", FLOAT, [2, 3])],
         [("y", FLOAT, [2, 3]), ("a", FLOAT, [3, 2])],
     )
-    unchanged(proto)
+    assert_unchanged(OptimizeTransposes(), proto)
 
 
 def test_default_perm_unknown_rank_unchanged():
@@ -138,7 +130,9 @@ def test_sink_through_unary_chain_and_cancel():
         [("y", onnx.TensorProto.DOUBLE, NCHW)],
         {"lo": np.float32(-0.5), "hi": np.float32(0.5)},
     )
-    model = check(proto, ["Relu", "Clip", "LeakyRelu", "Cast"], {SUNK: 1, CANCELLED: 1})
+    model = assert_rewrites(
+        OptimizeTransposes(), proto, ["Relu", "Clip", "LeakyRelu", "Cast"], {SUNK: 1, CANCELLED: 1}
+    )
     assert list(model.graph.nodes[0].outputs[0].shape) == NCHW
 
 
@@ -148,7 +142,9 @@ def test_sink_then_merge():
         [("x", FLOAT, [2, 3, 4])],
         [("y", FLOAT, [4, 2, 3])],
     )
-    model = check(proto, ["Sigmoid", "Transpose"], {SUNK: 1, MERGED: 1})
+    model = assert_rewrites(
+        OptimizeTransposes(), proto, ["Sigmoid", "Transpose"], {SUNK: 1, MERGED: 1}
+    )
     assert list(model.graph.nodes[1].attrs["perm"]) == [2, 0, 1]
 
 
@@ -172,7 +168,9 @@ def test_sink_through_binary_with_constants():
             "two": np.float32(2.0),
         },
     )
-    check(proto, ["Add", "Mul", "Sub", "Div"], {SUNK: 1, CANCELLED: 1})
+    assert_rewrites(
+        OptimizeTransposes(), proto, ["Add", "Mul", "Sub", "Div"], {SUNK: 1, CANCELLED: 1}
+    )
 
 
 def test_sink_shared_constant_is_copied():
@@ -188,7 +186,7 @@ def test_sink_shared_constant_is_copied():
         [("y", FLOAT, NCHW), ("w", FLOAT, [3])],
         {"c": c},
     )
-    check(proto, ["Add", "Mul"], {SUNK: 1, CANCELLED: 1})
+    assert_rewrites(OptimizeTransposes(), proto, ["Add", "Mul"], {SUNK: 1, CANCELLED: 1})
 
 
 def test_sink_binary_with_two_same_perm_transposes():
@@ -203,7 +201,7 @@ def test_sink_binary_with_two_same_perm_transposes():
         [("x", FLOAT, NCHW), ("z", FLOAT, NCHW)],
         [("y", FLOAT, NCHW)],
     )
-    check(proto, ["Add", "Tanh"], {SUNK: 2, CANCELLED: 1})
+    assert_rewrites(OptimizeTransposes(), proto, ["Add", "Tanh"], {SUNK: 2, CANCELLED: 1})
 
 
 def test_transpose_with_two_consumers_unchanged():
@@ -218,7 +216,7 @@ def test_transpose_with_two_consumers_unchanged():
         [("x", FLOAT, NCHW)],
         [("y", FLOAT, NCHW), ("z", FLOAT, NCHW)],
     )
-    unchanged(proto)
+    assert_unchanged(OptimizeTransposes(), proto)
 
 
 def test_binary_with_runtime_operand_unchanged():
@@ -227,7 +225,7 @@ def test_binary_with_runtime_operand_unchanged():
         [("x", FLOAT, [2, 3]), ("z", FLOAT, [3, 2])],
         [("y", FLOAT, [2, 3])],
     )
-    unchanged(proto)
+    assert_unchanged(OptimizeTransposes(), proto)
 
 
 def test_binary_with_different_perm_transposes_unchanged():
@@ -241,7 +239,7 @@ def test_binary_with_different_perm_transposes_unchanged():
         [("x", FLOAT, [2, 2, 2]), ("z", FLOAT, [2, 2, 2])],
         [("y", FLOAT, [2, 2, 2])],
     )
-    unchanged(proto)
+    assert_unchanged(OptimizeTransposes(), proto)
 
 
 def test_constant_of_higher_rank_unchanged():
@@ -251,7 +249,7 @@ def test_constant_of_higher_rank_unchanged():
         [("y", FLOAT, [4, 2, 3])],
         {"c": np.ones([4, 3, 2], np.float32)},
     )
-    unchanged(proto)
+    assert_unchanged(OptimizeTransposes(), proto)
 
 
 def test_chain_ending_in_graph_output_unchanged():
@@ -260,7 +258,7 @@ def test_chain_ending_in_graph_output_unchanged():
         [("x", FLOAT, [2, 3])],
         [("y", FLOAT, [3, 2])],
     )
-    unchanged(proto)
+    assert_unchanged(OptimizeTransposes(), proto)
 
 
 def test_chain_value_that_is_graph_output_unchanged():
@@ -269,7 +267,7 @@ def test_chain_value_that_is_graph_output_unchanged():
         [("x", FLOAT, [2, 3])],
         [("y", FLOAT, [2, 3]), ("r", FLOAT, [3, 2])],
     )
-    unchanged(proto)
+    assert_unchanged(OptimizeTransposes(), proto)
 
 
 def test_clip_with_runtime_bound_unchanged():
@@ -278,7 +276,7 @@ def test_clip_with_runtime_bound_unchanged():
         [("x", FLOAT, [2, 3]), ("lo", FLOAT, [])],
         [("y", FLOAT, [2, 3])],
     )
-    unchanged(proto)
+    assert_unchanged(OptimizeTransposes(), proto)
 
 
 def test_pair_inside_if_branch():

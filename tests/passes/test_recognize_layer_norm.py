@@ -8,7 +8,14 @@ from onnx import helper
 from optimizer import ir
 from optimizer.passes.base import PassContext
 from optimizer.passes.recognize_layer_norm import RecognizeLayerNorm
-from tests.helpers import FLOAT, assert_equivalent, make_model, op_list, run_pass
+from tests.helpers import (
+    FLOAT,
+    assert_equivalent,
+    assert_rewrites,
+    assert_unchanged,
+    make_model,
+    run_pass,
+)
 
 N = helper.make_node
 SHAPE = [2, 3, 8]
@@ -69,22 +76,6 @@ def ln_model(
     return make_model(nodes, inputs, outputs, consts, opset=opset)
 
 
-def check(proto, ops):
-    model, res = run_pass(RecognizeLayerNorm(), proto)
-    assert op_list(model) == ops
-    assert dict(res.stats) == STAT
-    assert_equivalent(proto, model, atol=1e-5)
-    _, again = run_pass(RecognizeLayerNorm(), model.to_proto())
-    assert again.modified is False
-    return model
-
-
-def unchanged(proto):
-    model, res = run_pass(RecognizeLayerNorm(), proto)
-    assert res.modified is False
-    assert op_list(model) == op_list(proto)
-
-
 def ln_node(model: ir.Model) -> ir.Node:
     return next(n for n in model.graph.nodes if n.op == "LayerNormalization")
 
@@ -95,7 +86,7 @@ def test_affine_layer_norm(opset, square):
     gamma = RNG.standard_normal([8]).astype(np.float32)
     beta = RNG.standard_normal([8]).astype(np.float32)
     proto = ln_model(opset, square=square, gamma=gamma, beta=beta, eps=1e-5)
-    model = check(proto, ["LayerNormalization", "Identity"])
+    model = assert_rewrites(RecognizeLayerNorm(), proto, ["LayerNormalization", "Identity"], STAT)
     node = ln_node(model)
     assert node.attrs["axis"] == -1
     assert node.attrs["epsilon"] == pytest.approx(1e-5)
@@ -104,7 +95,9 @@ def test_affine_layer_norm(opset, square):
 
 
 def test_plain_layer_norm_gets_unit_scale_and_no_bias():
-    model = check(ln_model(18), ["LayerNormalization", "Identity"])
+    model = assert_rewrites(
+        RecognizeLayerNorm(), ln_model(18), ["LayerNormalization", "Identity"], STAT
+    )
     node = ln_node(model)
     assert len(node.inputs) == 2
     np.testing.assert_array_equal(node.inputs[1].values, np.ones([8], np.float32))
@@ -112,7 +105,9 @@ def test_plain_layer_norm_gets_unit_scale_and_no_bias():
 
 def test_bias_only():
     beta = RNG.standard_normal([8]).astype(np.float32)
-    model = check(ln_model(17, beta=beta), ["LayerNormalization", "Identity"])
+    model = assert_rewrites(
+        RecognizeLayerNorm(), ln_model(17, beta=beta), ["LayerNormalization", "Identity"], STAT
+    )
     np.testing.assert_array_equal(ln_node(model).inputs[2].values, beta)
 
 
@@ -121,7 +116,7 @@ def test_last_two_dims_with_broadcast_affine():
     gamma = RNG.standard_normal([1, 5]).astype(np.float32)  # broadcast over dim -2
     beta = RNG.standard_normal([3, 1]).astype(np.float32)
     proto = ln_model(18, shape=shape, axes=[2, 3], gamma=gamma, beta=beta)
-    model = check(proto, ["LayerNormalization", "Identity"])
+    model = assert_rewrites(RecognizeLayerNorm(), proto, ["LayerNormalization", "Identity"], STAT)
     node = ln_node(model)
     assert node.attrs["axis"] == -2
     assert node.inputs[1].values.shape == (3, 5) and node.inputs[2].values.shape == (3, 5)
@@ -134,19 +129,24 @@ def test_graph_output_is_the_normalized_value():
     proto.graph.node.pop()
     proto.graph.node[-1].output[0] = "y"
     onnx.checker.check_model(proto, full_check=True)
-    model = check(proto, ["LayerNormalization"])
+    model = assert_rewrites(RecognizeLayerNorm(), proto, ["LayerNormalization"], STAT)
     assert model.graph.outputs[0].name == "y"
 
 
 def test_affine_with_per_row_gamma_is_left_outside():
     gamma = RNG.standard_normal([3, 1]).astype(np.float32)  # varies along a batch dim
-    model = check(ln_model(17, gamma=gamma), ["LayerNormalization", "Mul", "Identity"])
+    model = assert_rewrites(
+        RecognizeLayerNorm(),
+        ln_model(17, gamma=gamma),
+        ["LayerNormalization", "Mul", "Identity"],
+        STAT,
+    )
     assert len(ln_node(model).inputs) == 2
 
 
 def test_opset13_unchanged_with_reason():
     proto = ln_model(13)
-    unchanged(proto)
+    assert_unchanged(RecognizeLayerNorm(), proto)
     model = ir.Model.from_proto(proto)
     ir.infer_shapes(model)
     ctx = PassContext(explain={"LayerNormalization"})
@@ -155,30 +155,30 @@ def test_opset13_unchanged_with_reason():
 
 
 def test_axis_not_last_unchanged():
-    unchanged(ln_model(17, axes=[1]))
+    assert_unchanged(RecognizeLayerNorm(), ln_model(17, axes=[1]))
 
 
 def test_different_axes_unchanged():
     proto = ln_model(17, shape=[2, 3, 8], axes=[-1])
     # The variance reduces over [-2, -1] while the mean reduces over [-1].
     proto.graph.node[3].attribute[0].ints[:] = [-2, -1]
-    unchanged(proto)
+    assert_unchanged(RecognizeLayerNorm(), proto)
 
 
 def test_eps_not_constant_unchanged():
-    unchanged(ln_model(17, eps=None))
+    assert_unchanged(RecognizeLayerNorm(), ln_model(17, eps=None))
 
 
 def test_exponent_not_two_unchanged():
-    unchanged(ln_model(17, two=3.0))
+    assert_unchanged(RecognizeLayerNorm(), ln_model(17, two=3.0))
 
 
 def test_centered_value_with_extra_consumer_unchanged():
-    unchanged(ln_model(17, extra_outputs=(("d", SHAPE),)))
+    assert_unchanged(RecognizeLayerNorm(), ln_model(17, extra_outputs=(("d", SHAPE),)))
 
 
 def test_variance_is_graph_output_unchanged():
-    unchanged(ln_model(17, extra_outputs=(("var", [2, 3, 1]),)))
+    assert_unchanged(RecognizeLayerNorm(), ln_model(17, extra_outputs=(("var", [2, 3, 1]),)))
 
 
 def test_float64_unchanged():
@@ -194,11 +194,11 @@ def test_float64_unchanged():
                 )
             )
     onnx.checker.check_model(proto, full_check=True)
-    unchanged(proto)
+    assert_unchanged(RecognizeLayerNorm(), proto)
 
 
 def test_symbolic_normalized_dim_unchanged():
-    unchanged(ln_model(17, shape=[2, 3, "C"]))
+    assert_unchanged(RecognizeLayerNorm(), ln_model(17, shape=[2, 3, "C"]))
 
 
 def test_inside_if_branch():
