@@ -60,6 +60,10 @@ class Model:
     # Initializers also listed as graph inputs (old exporters' "overridable" weights): they
     # become plain constants, which is what lets them fold; the dead-code pass reports them.
     initializer_inputs: int = 0
+    # Symbolic shape inference results by value name (see ``shapes.infer_shapes``).
+    symbolic_shapes: dict[str, tuple[int, list[int | str | None] | None]] = field(
+        default_factory=dict
+    )
 
     # -- construction -------------------------------------------------------------------------
 

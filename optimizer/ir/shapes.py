@@ -48,10 +48,25 @@ def infer_shapes(model: Model, reset: bool = True) -> int:
                         out.dtype = None
     proto = _inference_proto(model)
     known = _onnx_inference(proto)
-    for name, (elem, shape) in _symbolic_inference(proto).items():
-        have = known.get(name)
-        if have is None or _score(shape) > _score(have[1]):
-            known[name] = (elem or (have[0] if have else 0), shape)
+    # Symbolic inference is slow (sympy), so its results are kept per value name: rewrites
+    # preserve semantics, so a value's shape never changes while the pipeline runs. It runs
+    # again only when a value it has not seen is still not fully known.
+    cache = model.symbolic_shapes
+    _merge(known, cache)
+    unknown = [
+        out.name
+        for g in graphs
+        for node in g.nodes
+        for out in node.outputs
+        if out.name
+        and out.name not in cache
+        and _score(known.get(out.name, (0, None))[1]) < _full(known.get(out.name, (0, None))[1])
+    ]
+    if not cache or unknown:
+        fresh = _symbolic_inference(proto)
+        cache.update(fresh)
+        _merge(known, fresh)
+        log.debug("symbolic shape inference ran (%d values new or unknown)", len(unknown))
     resolved = 0
     for g in graphs:
         for node in g.nodes:
@@ -117,6 +132,18 @@ def _collect(inferred: onnx.ModelProto) -> _Inferred:
                 ]
             out[vi.name] = (tt.elem_type, shape)
     return out
+
+
+def _merge(known: _Inferred, extra: _Inferred) -> None:
+    for name, (elem, shape) in extra.items():
+        have = known.get(name)
+        if have is None or _score(shape) > _score(have[1]):
+            known[name] = (elem or (have[0] if have else 0), shape)
+
+
+def _full(shape: list[int | str | None] | None) -> float:
+    """The score of a fully static shape of the same rank (0 when even the rank is unknown)."""
+    return float(len(shape)) if shape is not None else 0.0
 
 
 def _score(shape: list[int | str | None] | None) -> float:
