@@ -81,7 +81,7 @@ class Session:
     def __init__(self, model: Model, threads: int = 0) -> None:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        opts.log_severity_level = 3
+        opts.log_severity_level = 4  # fatal only: failures come back to us as exceptions
         if threads:
             opts.intra_op_num_threads = threads
         self._tmp: tempfile.TemporaryDirectory[str] | None = None

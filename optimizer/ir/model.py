@@ -189,6 +189,7 @@ def load(path: str | os.PathLike[str], check: bool = True) -> Model:
         raise ModelLoadError(f"{path}: cannot read model: {_first_line(exc)}") from None
     if not proto.HasField("graph") or proto.ir_version <= 0 or not proto.opset_import:
         raise ModelLoadError(f"{path}: not an ONNX model (no graph, IR version or opset import)")
+    _check_strings(proto, path)
     external = _uses_external_data(proto)
     if external:
         try:
@@ -204,9 +205,41 @@ def load(path: str | os.PathLike[str], check: bool = True) -> Model:
             _run_checker(str(path), path)
         else:
             check_model(proto, path)
-    model = Model.from_proto(proto, source_path=path)
+    try:
+        model = Model.from_proto(proto, source_path=path)
+    except UnicodeDecodeError:
+        raise ModelLoadError(f"{path}: corrupt file: a name or string is not valid UTF-8") from None
     model.external_data = external
     return model
+
+
+def _check_strings(proto: onnx.ModelProto, path: Path) -> None:
+    """Names and op types must be valid UTF-8 (a flipped byte can make them undecodable,
+    which the checker does not notice but writing the model back would)."""
+    for g in iter_graph_protos(proto.graph):
+        for kind, items in (
+            ("value", [*g.input, *g.output, *g.value_info]),
+            ("initializer", g.initializer),
+        ):
+            for item in items:
+                _utf8(item.name, f"{path}: {kind} name", path)
+        for i, node in enumerate(g.node):
+            for text in (node.name, node.op_type, node.domain, *node.input, *node.output):
+                _utf8(text, f"{path}: node {i} ({node.op_type!r})", path)
+            for attr in node.attribute:
+                _utf8(attr.name, f"{path}: node {i} attribute name", path)
+
+
+def _utf8(text: str | bytes, where: str, path: Path) -> None:
+    # protobuf hands back bytes (or a str with surrogates) for a string field it cannot decode
+    ok = isinstance(text, str)
+    if ok:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            ok = False
+    if not ok:
+        raise ModelLoadError(f"{where}: corrupt file: a name is not valid UTF-8")
 
 
 def check_model(proto: onnx.ModelProto, where: Path | str = "model") -> None:
@@ -230,6 +263,10 @@ def _run_checker(model: onnx.ModelProto | str, where: Path | str) -> None:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise InvalidModelError(f"{where}: invalid graph: {_first_line(exc)}") from None
+    except UnicodeDecodeError:
+        raise ModelLoadError(
+            f"{where}: corrupt file: a name or string is not valid UTF-8"
+        ) from None
 
 
 def check_domains(proto: onnx.ModelProto, where: Path | str | None = "model") -> None:
