@@ -36,21 +36,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import functools
 import json
 import multiprocessing
 import os
-import platform
-import random
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +55,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):  # executed as `python tools/compare.py`
     sys.path.insert(0, str(REPO_ROOT))
 
-ORIGINAL = "original"
-HEADLINE = ("ours", "onnxsim", "onnxslim")
-PINNED = ("ours+pin", "onnxsim+pin", "onnxslim+pin")
-ATOL, RTOL = 1e-4, 1e-3  # the optimizer's own default check tolerance
-NOISE_RATIO = 1.03
+from tools.benchlib import (  # noqa: E402
+    ATOL,
+    RTOL,
+    _one_line,
+    machine_info,
+    make_session,
+    max_abs_error,
+    measure_latency,
+    op_counts,
+)
+from tools.compare_report import ORIGINAL, render_markdown, verdicts  # noqa: E402
+
 TARGET_OPSET = 20
 TOOL_TIMEOUT_S = 900.0
 
@@ -75,87 +76,6 @@ Producer = Callable[[str, str, Shapes], dict[str, Any]]
 
 def _log(msg: str) -> None:
     print(f"[compare] {msg}", file=sys.stderr, flush=True)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
-# ------------------------------------------------------------------------------ machine
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU model, cores, load, package versions, commit and date: what a benchmark ran on."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    versions = {"python": platform.python_version()}
-    for pkg in ("onnxruntime", "onnx", "onnxsim", "onnxslim", "numpy", "torch"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[pkg] = metadata.version(pkg)
-    commit = None
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {
-        "cpu": cpu,
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": affinity,
-        "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "platform": platform.platform(),
-        "versions": versions,
-        "commit": commit,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def format_machine(info: Mapping[str, Any]) -> str:
-    v = info["versions"]
-    load = info.get("loadavg")
-    return (
-        f"Machine: {info['cpu']}, {info['usable_cpus'] or info['logical_cpus']} usable of "
-        f"{info['logical_cpus']} logical CPUs"
-        + (f", load average {load[0]:.2f}" if load else "")
-        + f"; {info['platform']}; "
-        + ", ".join(f"{k} {val}" for k, val in v.items())
-        + f"; commit {info.get('commit') or '?'}; {info['date']}"
-    )
-
-
-# ------------------------------------------------------------------------------ node counting
-
-
-def op_counts(model: onnx.ModelProto | onnx.GraphProto) -> dict[str, int]:
-    """Nodes per op type (``domain::Op`` outside the default domain), subgraphs included."""
-    graph = model.graph if isinstance(model, onnx.ModelProto) else model
-    counts: dict[str, int] = {}
-    for node in graph.node:
-        op = (
-            f"{node.domain}::{node.op_type}" if node.domain not in ("", "ai.onnx") else node.op_type
-        )
-        counts[op] = counts.get(op, 0) + 1
-        for attr in node.attribute:
-            subs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
-            for sub in subs:
-                for k, v in op_counts(sub).items():
-                    counts[k] = counts.get(k, 0) + v
-    return dict(sorted(counts.items()))
-
-
-def count_nodes(model: onnx.ModelProto | onnx.GraphProto) -> int:
-    """All nodes, including those in subgraphs (If/Loop/Scan bodies), at any depth."""
-    return sum(op_counts(model).values())
 
 
 # ------------------------------------------------------------------------------ contenders
@@ -319,119 +239,6 @@ class ToolWorker:
         self.close()
 
 
-# ------------------------------------------------------------------------------ onnxruntime
-
-
-def make_session(path: str | os.PathLike[str]) -> Any:
-    """The session users get: CPU, 2 intra-op threads, 1 inter-op thread, ORT_ENABLE_ALL."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def max_abs_error(
-    want: Sequence[np.ndarray],
-    want_names: Sequence[str],
-    got: Sequence[np.ndarray],
-    got_names: Sequence[str],
-) -> tuple[float, bool]:
-    """Largest |got - want| over all outputs (matched by name, else by position) and whether
-    every element is within ``ATOL + RTOL * |want|``. A shape mismatch raises ValueError."""
-    if len(got) != len(want):
-        raise ValueError(f"{len(got)} outputs, the original has {len(want)}")
-    by_name = dict(zip(got_names, got, strict=True))
-    pairs = (
-        [(n, w, by_name[n]) for n, w in zip(want_names, want, strict=True)]
-        if set(want_names) == set(got_names)
-        else list(zip(want_names, want, got, strict=True))
-    )
-    worst, close = 0.0, True
-    for name, w, g in pairs:
-        if w.shape != g.shape:
-            raise ValueError(f"output {name}: shape {list(g.shape)}, original {list(w.shape)}")
-        w64, g64 = np.asarray(w, np.float64), np.asarray(g, np.float64)
-        if w64.size:
-            nan_w, nan_g = np.isnan(w64), np.isnan(g64)
-            if (nan_w != nan_g).any():
-                return float("inf"), False
-            diff = np.abs(np.where(nan_w, 0.0, g64 - w64))
-            worst = max(worst, float(diff.max()))
-            close = close and bool((diff <= ATOL + RTOL * np.abs(np.where(nan_w, 0.0, w64))).all())
-    return worst, close
-
-
-def measure_latency(
-    sessions: Mapping[str, Any],
-    feeds: Mapping[str, np.ndarray],
-    rounds: int = 30,
-    batch_seconds: float = 0.05,
-    warmup_seconds: float = 0.3,
-    seed: int = 0,
-    reference: str | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Interleaved timing: per round, every session in a shuffled order runs a batch of K.
-
-    K is the same for all contenders, chosen so a batch of ``reference`` (default: the first
-    session) takes about ``batch_seconds``. Returns per contender: median / q1 / q3 / min
-    milliseconds per run, the per-round samples, K, and (when ``reference`` is timed) the
-    median ratio to it plus the median of the per-round paired ratios.
-    """
-    names = list(sessions)
-    reference = reference if reference in sessions else names[0]
-    feeds = dict(feeds)
-    single: dict[str, float] = {}
-    for name in names:  # warm-up: first runs allocate, compile and fill caches
-        sess, runs, t_start = sessions[name], 0, time.perf_counter()
-        while runs < 3 or (time.perf_counter() - t_start < warmup_seconds and runs < 50):
-            t0 = time.perf_counter()
-            sess.run(None, feeds)
-            single[name] = min(single.get(name, float("inf")), time.perf_counter() - t0)
-            runs += 1
-    k = max(1, round(batch_seconds / max(single[reference], 1e-6)))
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    order = list(names)
-    rng = random.Random(seed)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for name in order:
-            run = sessions[name].run
-            t0 = time.perf_counter()
-            for _ in range(k):
-                run(None, feeds)
-            samples[name].append((time.perf_counter() - t0) / k * 1e3)
-    out: dict[str, dict[str, Any]] = {}
-    ref = samples[reference]
-    for name in names:
-        s = samples[name]
-        q1, _, q3 = statistics.quantiles(s, n=4, method="inclusive") if len(s) > 1 else (s[0],) * 3
-        out[name] = {
-            "median_ms": statistics.median(s),
-            "q1_ms": q1,
-            "q3_ms": q3,
-            "min_ms": min(s),
-            "runs_per_batch": k,
-            "rounds": rounds,
-            "samples_ms": [round(x, 5) for x in s],
-        }
-    ref_stats = out[reference]
-    for name in names:
-        st = out[name]
-        st["ratio"] = st["median_ms"] / ref_stats["median_ms"]
-        st["paired_ratio"] = statistics.median(
-            a / b for a, b in zip(samples[name], ref, strict=True)
-        )
-        # within noise: at most 3% slower, or slower by less than the reference's IQR
-        st["within_noise"] = st["ratio"] <= NOISE_RATIO or (
-            st["median_ms"] - ref_stats["median_ms"] <= ref_stats["q3_ms"] - ref_stats["q1_ms"]
-        )
-    return out
-
-
 # ------------------------------------------------------------------------------ comparison
 
 
@@ -513,75 +320,6 @@ def compare_model(
     }
 
 
-def verdicts(models: Sequence[Mapping[str, Any]], latency: bool) -> dict[str, dict[str, Any]]:
-    """The acceptance criteria, each ``{"ok": bool | None, "exceptions": [...], "line": str}``."""
-
-    def status(m: Mapping[str, Any], c: str) -> str:
-        r = m["contenders"].get(c)
-        return r["status"] if r else "not run"
-
-    def nodes(m: Mapping[str, Any], c: str) -> int | None:
-        r = m["contenders"].get(c)
-        return r["nodes"] if r and r["status"] == "ok" else None
-
-    def node_verdict(ours: str, others: Sequence[str]) -> dict[str, Any]:
-        exceptions = []
-        for m in models:
-            mine = nodes(m, ours)
-            theirs = {o: n for o in others if (n := nodes(m, o)) is not None}
-            if mine is None:
-                exceptions.append(f"{m['name']}: {ours} {status(m, ours)}")
-            elif theirs and mine > min(theirs.values()):
-                best = min(theirs, key=lambda o: theirs[o])
-                diff = _op_diff(m["contenders"][ours]["ops"], m["contenders"][best]["ops"])
-                exceptions.append(f"{m['name']}: {ours} {mine} > {best} {theirs[best]} [{diff}]")
-        label = f"node count {ours} <= min({', '.join(others)}) on every model"
-        return _verdict(label, exceptions)
-
-    out = {
-        "nodes": node_verdict("ours", ("onnxsim", "onnxslim")),
-        "nodes_pinned": node_verdict("ours+pin", ("onnxsim+pin", "onnxslim+pin")),
-    }
-    label = (
-        f"latency ours <= original (within noise: ratio <= {NOISE_RATIO} or difference inside "
-        "the interquartile range) on every model"
-    )
-    if not latency:
-        out["latency"] = {"ok": None, "exceptions": [], "line": f"{label}: not measured"}
-    else:
-        exceptions = []
-        for m in models:
-            r = m["contenders"].get("ours", {})
-            if "latency" not in r:
-                exceptions.append(f"{m['name']}: ours {status(m, 'ours')}")
-            elif not r["latency"]["within_noise"]:
-                exceptions.append(f"{m['name']}: ratio {r['latency']['ratio']:.3f}")
-        out["latency"] = _verdict(label, exceptions)
-    bad = [
-        f"{m['name']}: {c} max abs error {r['max_abs_error']:.3g}"
-        for m in models
-        for c, r in m["contenders"].items()
-        if r["status"] == "ok" and c != ORIGINAL and not r.get("close", True)
-    ]
-    out["numerics"] = _verdict(
-        f"every successful result matches the original (|err| <= {ATOL:g} + {RTOL:g}*|ref|)", bad
-    )
-    return out
-
-
-def _op_diff(mine: Mapping[str, int], theirs: Mapping[str, int]) -> str:
-    """``Mul +4, Gemm -1``: how many more (or fewer) nodes of each op type ``mine`` has."""
-    delta = {op: mine.get(op, 0) - theirs.get(op, 0) for op in sorted(set(mine) | set(theirs))}
-    return ", ".join(f"{op} {d:+d}" for op, d in sorted(delta.items(), key=lambda kv: -kv[1]) if d)
-
-
-def _verdict(label: str, exceptions: list[str]) -> dict[str, Any]:
-    line = f"{label}: {'yes' if not exceptions else 'no'}"
-    if exceptions:
-        line += f" (exceptions: {'; '.join(exceptions)})"
-    return {"ok": not exceptions, "exceptions": exceptions, "line": line}
-
-
 def run_comparison(
     zoo: str | os.PathLike[str],
     names: Sequence[str] | None = None,
@@ -634,122 +372,6 @@ def run_comparison(
         "models": models,
         "verdicts": verdicts(models, latency),
     }
-
-
-# ------------------------------------------------------------------------------ rendering
-
-
-def _cell_nodes(r: Mapping[str, Any] | None) -> str:
-    if r is None:
-        return "-"
-    return str(r["nodes"]) if r["status"] == "ok" else "failed"
-
-
-def _cell_ms(r: Mapping[str, Any] | None) -> str:
-    if r is None or "latency" not in r:
-        return "failed" if r is not None and r["status"] != "ok" else "-"
-    return f"{r['latency']['median_ms']:.3f}"
-
-
-def _cell_ratio(r: Mapping[str, Any] | None) -> str:
-    if r is None or "latency" not in r:
-        return "-"
-    st = r["latency"]
-    return f"{st['ratio']:.3f}" + ("" if st["within_noise"] else " (slower)")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-def render_markdown(result: Mapping[str, Any]) -> str:
-    """The headline table, the variants table, numerics and tool times, failures, verdicts."""
-    models = result["models"]
-    measured = result["settings"]["latency"]
-    names = result["contenders"]
-    opset_variants = [c for c in names if c.startswith("ours+opset")]
-    lines = [format_machine(result["machine"]), ""]
-    lines.append(
-        f"onnxruntime {result['machine']['versions'].get('onnxruntime')} CPU, intra_op_num_threads=2, "
-        f"inter_op_num_threads=1, ORT_ENABLE_ALL; {result['settings']['rounds']} interleaved rounds, "
-        "median ms per run"
-        if measured
-        else "latency not measured (--no-latency)"
-    )
-    lines.append("")
-    lines.append("### Default settings (headline)")
-    lines.append("")
-    header = ["model", "opset"] + [f"nodes {c}" for c in (ORIGINAL, *HEADLINE)]
-    if measured:
-        header += [f"ms {c}" for c in (ORIGINAL, *HEADLINE)] + ["ours / original"]
-    rows = []
-    for m in models:
-        cs = m["contenders"]
-        row = [m["name"], str(m["opset"])] + [_cell_nodes(cs.get(c)) for c in (ORIGINAL, *HEADLINE)]
-        if measured:
-            row += [_cell_ms(cs.get(c)) for c in (ORIGINAL, *HEADLINE)] + [
-                _cell_ratio(cs.get("ours"))
-            ]
-        rows.append(row)
-    lines += _table(header, rows)
-
-    variants = [c for c in (*PINNED, *opset_variants) if c in names]
-    if variants:
-        lines += ["", "### Pinned input shapes (sample sizes) and opset upgrade", ""]
-        header = ["model", "pinned shapes"] + [f"nodes {c}" for c in variants]
-        if measured:
-            header += [f"ms {c}" for c in variants] + [
-                f"{c} / original" for c in variants if c.startswith("ours")
-            ]
-        rows = []
-        for m in models:
-            cs = m["contenders"]
-            pins = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in m["sample_shapes"].items())
-            row = [m["name"], pins] + [_cell_nodes(cs.get(c)) for c in variants]
-            if measured:
-                row += [_cell_ms(cs.get(c)) for c in variants]
-                row += [_cell_ratio(cs.get(c)) for c in variants if c.startswith("ours")]
-            rows.append(row)
-        lines += _table(header, rows)
-
-    others = [c for c in names if c != ORIGINAL]
-    lines += ["", "### Numerics (max abs error vs original) and tool time (s)", ""]
-    header = ["model"] + [f"err {c}" for c in others] + [f"s {c}" for c in others]
-    rows = []
-    for m in models:
-        cs = m["contenders"]
-        row = [m["name"]]
-        for c in others:
-            r = cs.get(c)
-            row.append(
-                "-"
-                if r is None
-                else (
-                    "failed"
-                    if r["status"] != "ok"
-                    else f"{r['max_abs_error']:.2g}" + ("" if r.get("close", True) else " (!)")
-                )
-            )
-        for c in others:
-            r = cs.get(c)
-            row.append("-" if r is None or "seconds" not in r else f"{r['seconds']:.2f}")
-        rows.append(row)
-    lines += _table(header, rows)
-
-    failures = [
-        (m["name"], c, r["status"])
-        for m in models
-        for c, r in m["contenders"].items()
-        if r["status"] != "ok"
-    ]
-    if failures:
-        lines += ["", "Failures:"]
-        lines += [f"- {model} / {c}: {status}" for model, c, status in failures]
-    lines += ["", "### Verdicts", ""]
-    lines += [v["line"] for v in result["verdicts"].values()]
-    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------ CLI

@@ -32,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):  # executed as `python tools/time_big.py`
     sys.path.insert(0, str(REPO_ROOT))
 
-from tools.compare import format_machine, machine_info  # noqa: E402
+from tools.benchlib import format_machine, machine_info  # noqa: E402
 
 MODEL = "resnet50_big"
 LIMIT_S = 20.0

@@ -18,7 +18,7 @@ pytest.importorskip("onnxslim")
 
 from onnx import TensorProto, helper  # noqa: E402
 
-from tools import compare  # noqa: E402  (conftest puts the repo root on sys.path)
+from tools import benchlib, compare, compare_report  # noqa: E402  (conftest puts the repo root on sys.path)
 
 X = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
 Y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
@@ -123,13 +123,13 @@ def result(tiny_zoo: Path) -> dict[str, Any]:
 
 
 def test_count_nodes_includes_subgraphs() -> None:
-    assert compare.count_nodes(chain_model()) == 6
-    assert compare.count_nodes(if_model()) == 6
+    assert benchlib.count_nodes(chain_model()) == 6
+    assert benchlib.count_nodes(if_model()) == 6
     assert len(if_model().graph.node) == 2
 
 
 def test_table_has_a_row_per_model(result: dict[str, Any]) -> None:
-    text = compare.render_markdown(result)
+    text = compare_report.render_markdown(result)
     headline = text.split("### Default settings (headline)")[1].split("###")[0]
     rows = [line for line in headline.splitlines() if line.startswith("| ") and "---" not in line]
     assert [r.split("|")[1].strip() for r in rows] == ["model", "chain", "with_if"]
@@ -154,7 +154,7 @@ def test_failing_contenders_are_reported_not_raised(result: dict[str, Any]) -> N
         assert cs["broken"]["status"] == "failed: ValueError: this tool always fails"
         assert cs["crashing"]["status"].startswith("failed: the tool crashed the worker")
         assert "latency" not in cs["broken"]
-    text = compare.render_markdown(result)
+    text = compare_report.render_markdown(result)
     assert "- chain / broken: failed: ValueError: this tool always fails" in text
 
 
@@ -179,7 +179,7 @@ def test_verdicts(result: dict[str, Any]) -> None:
 
 def test_measure_latency_interleaves() -> None:
     sessions = {"a": _FakeSession(1e-4), "b": _FakeSession(2e-4)}
-    stats = compare.measure_latency(sessions, {}, rounds=3, batch_seconds=0.002, warmup_seconds=0)
+    stats = benchlib.measure_latency(sessions, {}, rounds=3, batch_seconds=0.002, warmup_seconds=0)
     assert stats["a"]["runs_per_batch"] == stats["b"]["runs_per_batch"] >= 1
     assert stats["b"]["median_ms"] > stats["a"]["median_ms"] > 0
     assert stats["b"]["ratio"] > 1.5 and not stats["b"]["within_noise"]
