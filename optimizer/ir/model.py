@@ -20,7 +20,7 @@ import onnx_graphsurgeon as gs
 from google.protobuf.message import DecodeError
 
 from optimizer.errors import InvalidModelError, ModelLoadError, UnsupportedModelError
-from optimizer.ir.graph import share_name_scope
+from optimizer.ir.graph import iter_graphs, share_name_scope
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,20 @@ class Model:
             shutil.rmtree(tmpdir, ignore_errors=True)
 
     def serialized_size(self) -> int:
-        """Bytes of the model when saved (weights included)."""
-        return _approx_size(self.to_proto())
+        """Approximate bytes of the model when saved: its constants plus the graph structure.
+
+        Computed from the in-memory constants, without exporting (which would copy them).
+        """
+        weights = 0
+        nodes = 0
+        for g in iter_graphs(self.graph):
+            nodes += len(g.nodes)
+            weights += sum(t.values.nbytes for t in g.tensors().values() if isinstance(t, gs.Constant))
+            for node in g.nodes:
+                value = node.attrs.get("value")
+                if isinstance(value, gs.Constant):
+                    weights += value.values.nbytes
+        return weights + 4096 + 64 * nodes
 
 
 def load(path: str | os.PathLike[str], check: bool = True) -> Model:
