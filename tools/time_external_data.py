@@ -64,7 +64,9 @@ def main() -> int:
             build(src)
         exe = shutil.which("optimize") or str(Path(sys.executable).with_name("optimize"))
         start = time.perf_counter()
-        proc = subprocess.run([exe, str(src), "-o", str(dst), "--json"], capture_output=True, text=True)
+        proc = subprocess.run(
+            [exe, str(src), "-o", str(dst), "--json"], capture_output=True, text=True
+        )
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             print(proc.stderr.strip(), file=sys.stderr)
@@ -72,10 +74,18 @@ def main() -> int:
         report = json.loads(proc.stdout)
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
         data = dst.with_name(dst.name + ".data")
-        print(f"source: {src.stat().st_size} B + {(work / 'big.onnx.data').stat().st_size / 1e9:.2f} GB external")
-        print(f"output: {dst.stat().st_size} B + {data.stat().st_size / 1e9:.2f} GB external ({data.name})")
-        print(f"nodes {report['nodes']['before']} -> {report['nodes']['after']}, rules {report['rules']}")
-        print(f"check ok: {report['check']['ok']}, max abs error {report['check']['max_abs_error']}")
+        print(
+            f"source: {src.stat().st_size} B + {(work / 'big.onnx.data').stat().st_size / 1e9:.2f} GB external"
+        )
+        print(
+            f"output: {dst.stat().st_size} B + {data.stat().st_size / 1e9:.2f} GB external ({data.name})"
+        )
+        print(
+            f"nodes {report['nodes']['before']} -> {report['nodes']['after']}, rules {report['rules']}"
+        )
+        print(
+            f"check ok: {report['check']['ok']}, max abs error {report['check']['max_abs_error']}"
+        )
         print(f"wall {wall:.1f} s, peak RSS of optimize {peak:.1f} GiB")
         return 0
     finally:
