@@ -1,0 +1,100 @@
+/* The C API of the ODC runtime: load a compiled module (docs/module-format.md), inspect its
+ * signature, run it. Version 1.
+ *
+ * Every function is safe to call with hostile input and never lets a C++ exception out.
+ * Functions returning int32_t give 0 on success and -1 on failure; functions returning a
+ * pointer give NULL on failure. After a failure, odc_last_error() returns a one-line message
+ * (thread-local; valid until the next failing call on the same thread).
+ *
+ * A module is not reentrant: concurrent odc_module_run calls on one module are serialized.
+ * Different modules run independently.
+ */
+#ifndef ODC_RUNTIME_H_
+#define ODC_RUNTIME_H_
+
+#include <stdint.h>
+
+#include "odc/abi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ODC_MODULE_FORMAT_NAME "onnx-deploy-module"
+#define ODC_MODULE_FORMAT_VERSION 1
+
+typedef struct odc_module odc_module;
+
+/* Load flags. */
+#define ODC_LOAD_DEFAULT 0u
+/* Skip the SHA-256 check of the module's files (sizes are still checked). Faster loads of
+ * trusted modules; a damaged file is then caught only by the structural checks. */
+#define ODC_LOAD_SKIP_CHECKSUMS 1u
+
+/* A signature entry (an input or output of the module). Pointers stay valid until the module
+ * is freed. */
+typedef struct odc_value_info {
+  const char* name;
+  int32_t dtype; /* enum odc_dtype */
+  int32_t ndim;
+  const int64_t* shape;
+  int64_t nbytes;
+} odc_value_info;
+
+/* One step of the plan, for profiles and messages. */
+typedef struct odc_step_info {
+  const char* kernel_name; /* the kernel table's `name`, e.g. "native.conv2d_nchw" */
+  const char* node;        /* the ONNX node the step came from ("" when unknown) */
+  int32_t kernel_id;
+} odc_step_info;
+
+/* Resolves a kernel of kind "python": `entry` is "module:function"; on success stores the
+ * odc_kernel_fn in *out and returns 0, else writes a one-line message into `error` and
+ * returns non-zero. Installed by the Python bindings; without one, loading a module with a
+ * python kernel fails with a "needs a Python interpreter" error. */
+typedef int32_t (*odc_python_kernel_resolver)(const char* entry, void* user_data,
+                                              odc_kernel_fn* out, char* error,
+                                              int64_t error_size);
+
+const char* odc_last_error(void);
+int32_t odc_runtime_format_version(void);
+/* "float32", ... for a known enum odc_dtype; NULL otherwise. */
+const char* odc_dtype_name(int32_t dtype);
+/* Element size in bytes; 0 for an unknown dtype. */
+int32_t odc_dtype_size(int32_t dtype);
+
+void odc_set_python_kernel_resolver(odc_python_kernel_resolver resolver, void* user_data);
+
+odc_module* odc_module_load(const char* path, uint32_t flags);
+void odc_module_free(odc_module* module); /* NULL is fine */
+
+int32_t odc_module_num_inputs(const odc_module* module);  /* -1 on error */
+int32_t odc_module_num_outputs(const odc_module* module); /* -1 on error */
+int32_t odc_module_input_info(const odc_module* module, int32_t index, odc_value_info* out);
+int32_t odc_module_output_info(const odc_module* module, int32_t index, odc_value_info* out);
+int32_t odc_module_num_steps(const odc_module* module); /* -1 on error */
+int32_t odc_module_step_info(const odc_module* module, int32_t index, odc_step_info* out);
+int64_t odc_module_arena_size(const odc_module* module);     /* -1 on error */
+int64_t odc_module_workspace_size(const odc_module* module); /* -1 on error */
+
+/* Threads each kernel may use (>= 1). The default is the machine's hardware concurrency. */
+int32_t odc_module_set_num_threads(odc_module* module, int32_t num_threads);
+int32_t odc_module_num_threads(const odc_module* module); /* -1 on error */
+
+/* Runs the plan once. `inputs` / `outputs` are in signature order, one per entry, CPU,
+ * C-contiguous (strides NULL or contiguous), dtype and shape equal to the signature; outputs
+ * are written in place. */
+int32_t odc_module_run(odc_module* module, const odc_tensor* inputs, int32_t num_inputs,
+                       const odc_tensor* outputs, int32_t num_outputs);
+
+/* As odc_module_run, and stores each step's wall time in seconds in step_seconds[i]
+ * (num_steps entries, see odc_module_num_steps). */
+int32_t odc_module_profile(odc_module* module, const odc_tensor* inputs, int32_t num_inputs,
+                           const odc_tensor* outputs, int32_t num_outputs,
+                           double* step_seconds, int32_t num_steps);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ODC_RUNTIME_H_ */

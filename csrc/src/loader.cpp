@@ -1,0 +1,748 @@
+// Loading a module: every check of docs/module-format.md, in the documented order (format name
+// and version first, then each section by name), each failure one line naming what and where.
+// A hostile module must give an error here, never a crash later in the executor.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+
+#include "dtype.h"
+#include "module.h"
+#include "odc/registry.h"
+#include "sha256.h"
+
+namespace odc {
+
+using json = nlohmann::json;
+
+namespace {
+
+constexpr int64_t kMaxJsonBytes = int64_t(256) << 20;
+constexpr int kMaxJsonDepth = 64;
+constexpr size_t kMaxEntries = size_t(1) << 24;  // values, steps, params of one step, ...
+
+std::mutex g_resolver_mutex;
+odc_python_kernel_resolver g_resolver = nullptr;
+void* g_resolver_data = nullptr;
+
+Error invalid(const std::string& message) { return Error("invalid module: " + message); }
+
+// A user-supplied string for a message: one line, clipped.
+std::string show(const std::string& text) {
+  std::string out = one_line(text);
+  if (out.size() > 120) out = out.substr(0, 117) + "...";
+  return "'" + out + "'";
+}
+
+const char* type_name(const json& j) {
+  return j.is_number_float() ? "a float" : j.is_number() ? "a number"
+       : j.is_string()       ? "a string"
+       : j.is_boolean()      ? "a boolean"
+       : j.is_null()         ? "null"
+       : j.is_array()        ? "an array"
+       : j.is_object()       ? "an object"
+                             : "something else";
+}
+
+// nlohmann's parser is iterative, but keep hostile nesting bounded anyway (destruction and our
+// own walks stay shallow).
+void check_depth(const std::vector<uint8_t>& bytes, const std::string& label) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (uint8_t c : bytes) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) {
+        throw invalid(label + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+                      " levels");
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+}
+
+json parse_json(const std::vector<uint8_t>& bytes, const std::string& label) {
+  if (bytes.empty()) throw invalid(label + ": empty file");
+  check_depth(bytes, label);
+  try {
+    return json::parse(bytes.begin(), bytes.end());
+  } catch (const json::exception& e) {
+    std::string message = e.what();
+    size_t bracket = message.find("] ");
+    if (message.rfind("[json.exception", 0) == 0 && bracket != std::string::npos) {
+      message = message.substr(bracket + 2);
+    }
+    throw invalid(label + ": not valid JSON: " + one_line(message));
+  }
+}
+
+// Typed access with the location in every message ("plan.json: values[3]").
+const json& member(const json& object, const char* key, const std::string& where) {
+  auto it = object.find(key);
+  if (it == object.end()) throw invalid(where + ": missing '" + key + "'");
+  return *it;
+}
+
+const json* optional_member(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it == object.end() || it->is_null() ? nullptr : &*it;
+}
+
+void expect_object(const json& j, const std::string& where) {
+  if (!j.is_object()) throw invalid(where + ": expected an object, got " + type_name(j));
+}
+
+const json& array_member(const json& object, const char* key, const std::string& where) {
+  const json& value = member(object, key, where);
+  if (!value.is_array()) {
+    throw invalid(where + ": '" + key + "' must be an array, got " + type_name(value));
+  }
+  if (value.size() > kMaxEntries) throw invalid(where + ": '" + key + "' has too many entries");
+  return value;
+}
+
+int64_t as_int(const json& j, const std::string& what) {
+  if (j.is_number_unsigned()) {
+    uint64_t value = j.get<uint64_t>();
+    if (value > uint64_t(INT64_MAX)) {
+      throw invalid(what + " " + std::to_string(value) + " is out of range");
+    }
+    return int64_t(value);
+  }
+  if (j.is_number_integer()) return j.get<int64_t>();
+  throw invalid(what + " must be an integer, got " + type_name(j));
+}
+
+int64_t int_member(const json& object, const char* key, const std::string& where) {
+  return as_int(member(object, key, where), where + ": " + key);
+}
+
+std::string string_member(const json& object, const char* key, const std::string& where) {
+  const json& value = member(object, key, where);
+  if (!value.is_string()) {
+    throw invalid(where + ": '" + key + "' must be a string, got " + type_name(value));
+  }
+  return value.get<std::string>();
+}
+
+int32_t dtype_member(const json& object, const std::string& where) {
+  std::string name = string_member(object, "dtype", where);
+  const DtypeInfo* info = find_dtype_by_name(name.c_str());
+  if (info == nullptr || name.find('\0') != std::string::npos) {
+    throw invalid(where + ": unknown dtype " + show(name));
+  }
+  return info->dtype;
+}
+
+// Static shape; also checks the byte size fits int64.
+std::vector<int64_t> shape_member(const json& object, int32_t dtype, const std::string& where) {
+  const json& shape = member(object, "shape", where);
+  if (!shape.is_array()) throw invalid(where + ": 'shape' must be an array");
+  if (shape.size() > ODC_MAX_RANK) {
+    throw invalid(where + ": rank " + std::to_string(shape.size()) + " exceeds ODC_MAX_RANK " +
+                  std::to_string(ODC_MAX_RANK));
+  }
+  std::vector<int64_t> dims;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    const std::string what = where + ": shape[" + std::to_string(i) + "]";
+    if (shape[i].is_string()) {
+      throw invalid(what + " is symbolic " + show(shape[i].get<std::string>()) +
+                    "; pin it at compile time (--input-shape)");
+    }
+    int64_t dim = as_int(shape[i], what);
+    if (dim < 0) throw invalid(what + " is " + std::to_string(dim) + " (must be >= 0)");
+    dims.push_back(dim);
+  }
+  int64_t numel = element_count(dims.data(), int32_t(dims.size()));
+  int64_t nbytes = 0;
+  if (numel < 0 || !checked_mul(numel, find_dtype(dtype)->size, &nbytes)) {
+    throw invalid(where + ": shape " + shape_string(dims) + " overflows int64 bytes");
+  }
+  return dims;
+}
+
+int64_t byte_size(const std::vector<int64_t>& shape, int32_t dtype) {
+  return element_count(shape.data(), int32_t(shape.size())) * find_dtype(dtype)->size;
+}
+
+// Relative, inside the module, no surprises for open().
+bool safe_relative_path(const std::string& path) {
+  if (path.empty() || path.size() > 1024 || path[0] == '/') return false;
+  if (path.find('\0') != std::string::npos || path.find('\\') != std::string::npos) return false;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string part = path.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+int64_t physical_memory() {
+  long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return INT64_MAX;
+  int64_t total = 0;
+  return checked_mul(pages, page_size, &total) ? total : INT64_MAX;
+}
+
+const char* storage_name(Storage storage) {
+  switch (storage) {
+    case Storage::kInput:
+      return "input";
+    case Storage::kOutput:
+      return "output";
+    case Storage::kWeights:
+      return "weights";
+    case Storage::kArena:
+      return "arena";
+  }
+  return "?";
+}
+
+struct FileEntry {
+  int64_t size = 0;
+  std::string sha256;
+};
+
+struct SignatureSpec {
+  std::string name;
+  int32_t dtype = 0;
+  std::vector<int64_t> shape;
+  int64_t value = 0;
+};
+
+}  // namespace
+
+void set_python_resolver(odc_python_kernel_resolver resolver, void* user_data) {
+  std::lock_guard<std::mutex> lock(g_resolver_mutex);
+  g_resolver = resolver;
+  g_resolver_data = user_data;
+}
+
+class Loader {
+ public:
+  Loader(const std::string& directory, uint32_t flags)
+      : dir_(directory), verify_(!(flags & ODC_LOAD_SKIP_CHECKSUMS)), module_(new Module()) {}
+
+  std::unique_ptr<Module> load() {
+    struct stat info;
+    if (::stat(dir_.c_str(), &info) != 0) {
+      throw Error("cannot open module " + show(dir_) + ": " + std::strerror(errno));
+    }
+    if (!S_ISDIR(info.st_mode)) throw Error("cannot open module " + show(dir_) + ": not a directory");
+    std::vector<uint8_t> manifest_bytes;
+    try {
+      manifest_bytes = read_file(path("manifest.json"), "manifest.json", kMaxJsonBytes);
+    } catch (const Error& e) {
+      throw invalid(e.what());
+    }
+    json manifest = parse_json(manifest_bytes, "manifest.json");
+    manifest_bytes = std::vector<uint8_t>();
+    check_manifest_header(manifest);
+    read_files_table(manifest);
+    read_signature(manifest, "inputs", &inputs_);
+    read_signature(manifest, "outputs", &outputs_);
+    read_kernel_table(manifest);
+    verify_files();
+    json plan = parse_json(plan_bytes_, "plan.json");
+    plan_bytes_.clear();
+    read_plan(plan);
+    bind_signature(inputs_, "inputs", Storage::kInput, &module_->inputs);
+    bind_signature(outputs_, "outputs", Storage::kOutput, &module_->outputs);
+    resolve_kernels();
+    module_->prepare();
+    return std::move(module_);
+  }
+
+ private:
+  std::string path(const std::string& relative) const { return dir_ + "/" + relative; }
+
+  void check_manifest_header(const json& manifest) {
+    expect_object(manifest, "manifest.json");
+    const json* format = optional_member(manifest, "format");
+    if (format == nullptr) throw invalid("manifest.json: missing 'format' (not a compiled module?)");
+    if (!format->is_string() || format->get<std::string>() != ODC_MODULE_FORMAT_NAME) {
+      throw invalid("manifest.json: format " +
+                    (format->is_string() ? show(format->get<std::string>()) : type_name(*format)) +
+                    " is not '" ODC_MODULE_FORMAT_NAME "'");
+    }
+    int64_t version = int_member(manifest, "format_version", "manifest.json");
+    if (version > ODC_MODULE_FORMAT_VERSION) {
+      throw invalid("manifest.json: format_version " + std::to_string(version) +
+                    " is newer than this runtime (" + std::to_string(ODC_MODULE_FORMAT_VERSION) +
+                    ")");
+    }
+    if (version < 1) {
+      throw invalid("manifest.json: format_version " + std::to_string(version) + " is not valid");
+    }
+    const json& producer = member(manifest, "producer", "manifest.json");
+    expect_object(producer, "manifest.json: producer");
+    string_member(producer, "name", "manifest.json: producer");
+    string_member(producer, "version", "manifest.json: producer");
+    if (const json* hash = optional_member(manifest, "source_model_sha256")) {
+      if (!hash->is_string()) throw invalid("manifest.json: source_model_sha256 must be a string");
+    }
+    if (const json* targets = optional_member(manifest, "targets")) {
+      if (!targets->is_array()) throw invalid("manifest.json: targets must be an array");
+      for (const json& target : *targets) {
+        if (!target.is_string()) throw invalid("manifest.json: targets must hold strings");
+      }
+    }
+  }
+
+  void read_files_table(const json& manifest) {
+    const json& files = member(manifest, "files", "manifest.json");
+    expect_object(files, "manifest.json: files");
+    for (auto it = files.begin(); it != files.end(); ++it) {
+      const std::string where = "manifest.json: files: " + show(it.key());
+      if (!safe_relative_path(it.key())) {
+        throw invalid(where + ": path must be relative, inside the module, without '..'");
+      }
+      if (it.key() == "manifest.json") throw invalid(where + ": the manifest cannot list itself");
+      expect_object(it.value(), where);
+      FileEntry entry;
+      entry.size = int_member(it.value(), "size", where);
+      if (entry.size < 0) throw invalid(where + ": size " + std::to_string(entry.size) + " < 0");
+      entry.sha256 = string_member(it.value(), "sha256", where);
+      std::transform(entry.sha256.begin(), entry.sha256.end(), entry.sha256.begin(),
+                     [](char c) { return char(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c); });
+      if (entry.sha256.size() != 64 ||
+          entry.sha256.find_first_not_of("0123456789abcdef") != std::string::npos) {
+        throw invalid(where + ": sha256 must be 64 hex digits");
+      }
+      files_[it.key()] = entry;
+    }
+    if (files_.find("plan.json") == files_.end()) {
+      throw invalid("manifest.json: files: plan.json is not listed");
+    }
+  }
+
+  void read_signature(const json& manifest, const char* key, std::vector<SignatureSpec>* out) {
+    const json& list = array_member(manifest, key, "manifest.json");
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string where = std::string("manifest.json: ") + key + "[" + std::to_string(i) + "]";
+      expect_object(list[i], where);
+      SignatureSpec spec;
+      spec.name = string_member(list[i], "name", where);
+      if (spec.name.empty() || spec.name.find('\0') != std::string::npos) {
+        throw invalid(where + ": name must be a non-empty string");
+      }
+      for (const SignatureSpec& other : *out) {
+        if (other.name == spec.name) throw invalid(where + ": duplicate name " + show(spec.name));
+      }
+      spec.dtype = dtype_member(list[i], where);
+      spec.shape = shape_member(list[i], spec.dtype, where);
+      spec.value = int_member(list[i], "value", where);
+      out->push_back(std::move(spec));
+    }
+  }
+
+  void read_kernel_table(const json& manifest) {
+    const json& list = array_member(manifest, "kernels", "manifest.json");
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string where = "kernels[" + std::to_string(i) + "]";
+      const std::string mwhere = "manifest.json: " + where;
+      expect_object(list[i], mwhere);
+      Kernel kernel;
+      kernel.id = int_member(list[i], "id", mwhere);
+      if (!kernel_index_.emplace(kernel.id, int32_t(i)).second) {
+        throw invalid(mwhere + ": duplicate id " + std::to_string(kernel.id));
+      }
+      kernel.name = string_member(list[i], "name", mwhere);
+      kernel.backend = string_member(list[i], "backend", mwhere);
+      kernel.kind = string_member(list[i], "kind", mwhere);
+      kernel.entry = string_member(list[i], "entry", mwhere);
+      if (kernel.entry.empty() || kernel.entry.find('\0') != std::string::npos) {
+        throw invalid(mwhere + ": entry must be a non-empty string");
+      }
+      if (const json* version = optional_member(list[i], "version")) {
+        as_int(*version, mwhere + ": version");
+      }
+      if (kernel.kind == "shared_library") {
+        const json* file = optional_member(list[i], "file");
+        if (file == nullptr || !file->is_string()) {
+          throw invalid(mwhere + ": kind 'shared_library' needs a 'file'");
+        }
+        kernel.file = file->get<std::string>();
+        if (!safe_relative_path(kernel.file)) {
+          throw invalid(mwhere + ": file " + show(kernel.file) +
+                        " must be relative, inside the module, without '..'");
+        }
+        struct stat info;
+        if (::stat(path(kernel.file).c_str(), &info) != 0) {
+          throw invalid(where + ": missing file " + kernel.file);
+        }
+        if (files_.find(kernel.file) == files_.end()) {
+          throw invalid(where + ": file " + kernel.file + " is not listed in manifest.json files");
+        }
+      } else if (kernel.kind != "builtin" && kernel.kind != "python") {
+        throw invalid(mwhere + ": unknown kind " + show(kernel.kind) +
+                      " (this runtime knows builtin, shared_library, python)");
+      }
+      module_->kernels.push_back(std::move(kernel));
+    }
+  }
+
+  // Sizes and SHA-256 of every listed file; keeps plan.json's bytes and maps weights.bin.
+  void verify_files() {
+    for (const auto& [name, entry] : files_) {
+      int fd = ::open(path(name).c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        if (errno == ENOENT) throw invalid(name + ": missing file");
+        throw invalid(name + ": cannot open: " + std::strerror(errno));
+      }
+      struct FdCloser {
+        int fd;
+        ~FdCloser() { ::close(fd); }
+      } closer{fd};
+      struct stat info;
+      if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+        throw invalid(name + ": not a regular file");
+      }
+      if (int64_t(info.st_size) != entry.size) {
+        throw invalid(name + ": size " + std::to_string(info.st_size) + " != " +
+                      std::to_string(entry.size) + " in manifest");
+      }
+      Sha256 hasher;
+      if (name == "plan.json") {
+        if (entry.size > kMaxJsonBytes) throw invalid("plan.json: larger than 256 MiB");
+        try {
+          plan_bytes_ = read_file(path(name), name, kMaxJsonBytes);
+        } catch (const Error& e) {
+          throw invalid(e.what());
+        }
+        if (int64_t(plan_bytes_.size()) != entry.size) throw invalid(name + ": changed while loading");
+        hasher.update(plan_bytes_.data(), plan_bytes_.size());
+      } else if (name == "weights.bin") {
+        has_weights_ = true;
+        if (entry.size > 0) {
+          void* map = ::mmap(nullptr, size_t(entry.size), PROT_READ, MAP_PRIVATE, fd, 0);
+          if (map == MAP_FAILED) {
+            throw invalid(std::string("weights.bin: mmap failed: ") + std::strerror(errno));
+          }
+          module_->weights_ = static_cast<uint8_t*>(map);
+          module_->weights_size_ = size_t(entry.size);
+          if (verify_) hasher.update(map, size_t(entry.size));
+        }
+      } else if (verify_) {
+        std::vector<uint8_t> chunk(size_t(1) << 20);
+        int64_t done = 0;
+        while (done < entry.size) {
+          ssize_t n = ::read(fd, chunk.data(), chunk.size());
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) throw invalid(name + ": read failed");
+          hasher.update(chunk.data(), size_t(n));
+          done += n;
+        }
+        if (done != entry.size) throw invalid(name + ": changed while loading");
+      }
+      if (verify_ && hasher.hex_digest() != entry.sha256) {
+        throw invalid(name + ": sha256 differs from the manifest (file edited or corrupt)");
+      }
+    }
+  }
+
+  void read_plan(const json& plan) {
+    expect_object(plan, "plan.json");
+    Module& m = *module_;
+    m.alignment = int_member(plan, "alignment", "plan.json");
+    if (m.alignment < 64 || m.alignment > 4096 || (m.alignment & (m.alignment - 1)) != 0) {
+      throw invalid("plan.json: alignment " + std::to_string(m.alignment) +
+                    " must be a power of two in [64, 4096]");
+    }
+    m.arena_size = int_member(plan, "arena_size", "plan.json");
+    const int64_t memory = physical_memory();
+    if (m.arena_size < 0 || m.arena_size > memory) {
+      throw invalid("plan.json: arena_size " + std::to_string(m.arena_size) +
+                    (m.arena_size < 0 ? " < 0" : " exceeds this machine's memory"));
+    }
+    const json& values = array_member(plan, "values", "plan.json");
+    for (size_t i = 0; i < values.size(); ++i) read_value(values[i], i);
+    const json& steps = array_member(plan, "steps", "plan.json");
+    std::vector<bool> written(m.values.size(), false);
+    for (size_t i = 0; i < steps.size(); ++i) read_step(steps[i], i, &written);
+    for (size_t i = 0; i < m.values.size(); ++i) {
+      if (m.values[i].storage == Storage::kOutput && !written[i]) {
+        throw invalid("plan.json: values[" + std::to_string(i) + "] " + show(m.values[i].name) +
+                      ": output is never written by any step");
+      }
+    }
+  }
+
+  void read_value(const json& entry, size_t i) {
+    const std::string where = "plan.json: values[" + std::to_string(i) + "]";
+    expect_object(entry, where);
+    Value value;
+    value.id = int_member(entry, "id", where);
+    if (!value_index_.emplace(value.id, int32_t(i)).second) {
+      throw invalid(where + ": duplicate id " + std::to_string(value.id));
+    }
+    value.name = string_member(entry, "name", where);
+    value.dtype = dtype_member(entry, where);
+    value.shape = shape_member(entry, value.dtype, where);
+    const std::string storage = string_member(entry, "storage", where);
+    if (storage == "input") {
+      value.storage = Storage::kInput;
+    } else if (storage == "output") {
+      value.storage = Storage::kOutput;
+    } else if (storage == "weights") {
+      value.storage = Storage::kWeights;
+    } else if (storage == "arena") {
+      value.storage = Storage::kArena;
+    } else {
+      throw invalid(where + ": unknown storage " + show(storage));
+    }
+    if (const json* device = optional_member(entry, "device")) {
+      if (!device->is_string() || device->get<std::string>() != "cpu") {
+        throw invalid(where + ": device " +
+                      (device->is_string() ? show(device->get<std::string>()) : type_name(*device)) +
+                      " is not supported by this runtime (cpu only)");
+      }
+    }
+    const int64_t expected = byte_size(value.shape, value.dtype);
+    if (value.storage == Storage::kWeights || value.storage == Storage::kArena) {
+      value.offset = int_member(entry, "offset", where);
+      value.nbytes = int_member(entry, "nbytes", where);
+      const bool in_weights = value.storage == Storage::kWeights;
+      const char* region = in_weights ? "weights.bin size" : "arena_size";
+      const int64_t region_size = in_weights ? int64_t(module_->weights_size_) : module_->arena_size;
+      if (in_weights && !has_weights_) {
+        throw invalid(where + ": storage 'weights' but weights.bin is not listed in the manifest");
+      }
+      if (value.offset < 0) throw invalid(where + ": offset " + std::to_string(value.offset) + " < 0");
+      if (value.offset % module_->alignment != 0) {
+        throw invalid(where + ": offset " + std::to_string(value.offset) +
+                      " is not a multiple of alignment " + std::to_string(module_->alignment));
+      }
+      if (value.nbytes != expected) {
+        throw invalid(where + ": nbytes " + std::to_string(value.nbytes) + " != " +
+                      std::to_string(expected) + " for shape " + shape_string(value.shape) + " " +
+                      find_dtype(value.dtype)->name);
+      }
+      if (value.offset > region_size || value.nbytes > region_size - value.offset) {
+        throw invalid(where + ": offset " + std::to_string(value.offset) + " + nbytes " +
+                      std::to_string(value.nbytes) + " exceeds " + region + " " +
+                      std::to_string(region_size));
+      }
+    } else {
+      value.nbytes = expected;
+      if (const json* nbytes = optional_member(entry, "nbytes")) {
+        if (as_int(*nbytes, where + ": nbytes") != expected) {
+          throw invalid(where + ": nbytes " + std::to_string(as_int(*nbytes, where)) + " != " +
+                        std::to_string(expected) + " for shape " + shape_string(value.shape));
+        }
+      }
+    }
+    module_->values.push_back(std::move(value));
+  }
+
+  int32_t value_ref(const json& entry, const std::string& what) {
+    int64_t id = as_int(entry, what);
+    auto it = value_index_.find(id);
+    if (it == value_index_.end()) throw invalid(what + ": value " + std::to_string(id) + " does not exist");
+    return it->second;
+  }
+
+  void read_step(const json& entry, size_t i, std::vector<bool>* written) {
+    const std::string where = "plan.json: steps[" + std::to_string(i) + "]";
+    expect_object(entry, where);
+    Module& m = *module_;
+    Step step;
+    int64_t kernel_id = int_member(entry, "kernel", where);
+    auto kernel = kernel_index_.find(kernel_id);
+    if (kernel == kernel_index_.end()) {
+      throw invalid(where + ": kernel " + std::to_string(kernel_id) + " is not in the kernel table");
+    }
+    step.kernel = kernel->second;
+    if (const json* node = optional_member(entry, "node")) {
+      if (!node->is_string()) throw invalid(where + ": 'node' must be a string");
+      step.node = one_line(node->get<std::string>());
+    }
+    const json& inputs = array_member(entry, "inputs", where);
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      const std::string what = where + ": inputs[" + std::to_string(k) + "]";
+      if (inputs[k].is_number_integer() && as_int(inputs[k], what) == -1) {
+        step.inputs.push_back(-1);
+        continue;
+      }
+      int32_t index = value_ref(inputs[k], what);
+      const Value& value = m.values[size_t(index)];
+      if ((value.storage == Storage::kArena || value.storage == Storage::kOutput) &&
+          !(*written)[size_t(index)]) {
+        throw invalid(what + ": value " + std::to_string(value.id) + " " + show(value.name) +
+                      " is read before any step writes it");
+      }
+      step.inputs.push_back(index);
+    }
+    const json& outputs = array_member(entry, "outputs", where);
+    for (size_t k = 0; k < outputs.size(); ++k) {
+      const std::string what = where + ": outputs[" + std::to_string(k) + "]";
+      int32_t index = value_ref(outputs[k], what);
+      const Value& value = m.values[size_t(index)];
+      if (value.storage == Storage::kWeights || value.storage == Storage::kInput) {
+        throw invalid(what + ": value " + std::to_string(value.id) + " " + show(value.name) +
+                      " has storage '" + storage_name(value.storage) + "' and cannot be written");
+      }
+      step.outputs.push_back(index);
+      (*written)[size_t(index)] = true;
+    }
+    if (const json* iparams = optional_member(entry, "iparams")) {
+      if (!iparams->is_array() || iparams->size() > kMaxEntries) {
+        throw invalid(where + ": 'iparams' must be an array of integers");
+      }
+      for (size_t k = 0; k < iparams->size(); ++k) {
+        step.iparams.push_back(as_int((*iparams)[k], where + ": iparams[" + std::to_string(k) + "]"));
+      }
+    }
+    if (const json* fparams = optional_member(entry, "fparams")) {
+      if (!fparams->is_array() || fparams->size() > kMaxEntries) {
+        throw invalid(where + ": 'fparams' must be an array of numbers");
+      }
+      for (size_t k = 0; k < fparams->size(); ++k) {
+        if (!(*fparams)[k].is_number()) {
+          throw invalid(where + ": fparams[" + std::to_string(k) + "] must be a number, got " +
+                        type_name((*fparams)[k]));
+        }
+        step.fparams.push_back((*fparams)[k].get<double>());
+      }
+    }
+    if (const json* workspace = optional_member(entry, "workspace")) {
+      step.workspace = as_int(*workspace, where + ": workspace");
+      if (step.workspace < 0 || step.workspace > physical_memory()) {
+        throw invalid(where + ": workspace " + std::to_string(step.workspace) + " is not a sane size");
+      }
+    }
+    m.workspace_size = std::max(m.workspace_size, step.workspace);
+    m.steps.push_back(std::move(step));
+  }
+
+  void bind_signature(const std::vector<SignatureSpec>& specs, const char* key, Storage storage,
+                      std::vector<SignatureEntry>* out) {
+    Module& m = *module_;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      const SignatureSpec& spec = specs[i];
+      const std::string where =
+          std::string("manifest.json: ") + key + "[" + std::to_string(i) + "] " + show(spec.name);
+      auto it = value_index_.find(spec.value);
+      if (it == value_index_.end()) {
+        throw invalid(where + ": value " + std::to_string(spec.value) + " is not in plan.json");
+      }
+      Value& value = m.values[size_t(it->second)];
+      if (value.storage != storage) {
+        throw invalid(where + ": value " + std::to_string(spec.value) + " has storage '" +
+                      storage_name(value.storage) + "' in plan.json, not '" +
+                      storage_name(storage) + "'");
+      }
+      if (value.signature_index >= 0) {
+        throw invalid(where + ": value " + std::to_string(spec.value) + " is already " + key +
+                      "[" + std::to_string(value.signature_index) + "]");
+      }
+      if (value.dtype != spec.dtype || value.shape != spec.shape) {
+        throw invalid(where + ": " + find_dtype(spec.dtype)->name + " " + shape_string(spec.shape) +
+                      " != plan.json value " + std::to_string(spec.value) + ": " +
+                      find_dtype(value.dtype)->name + " " + shape_string(value.shape));
+      }
+      value.signature_index = int32_t(i);
+      out->push_back({spec.name, it->second});
+    }
+    for (size_t i = 0; i < m.values.size(); ++i) {
+      if (m.values[i].storage == storage && m.values[i].signature_index < 0) {
+        throw invalid("plan.json: values[" + std::to_string(i) + "] " + show(m.values[i].name) +
+                      ": storage '" + storage_name(storage) + "' but no manifest " + key +
+                      " entry refers to it");
+      }
+    }
+  }
+
+  void resolve_kernels() {
+    for (size_t i = 0; i < module_->kernels.size(); ++i) {
+      Kernel& kernel = module_->kernels[i];
+      const std::string where = "kernels[" + std::to_string(i) + "] " + show(kernel.name);
+      if (kernel.kind == "builtin") {
+        kernel.fn = find_builtin(kernel.entry);
+        if (kernel.fn == nullptr) {
+          throw invalid(where + ": builtin " + show(kernel.entry) +
+                        " is not registered in this runtime");
+        }
+      } else if (kernel.kind == "shared_library") {
+        void* handle = ::dlopen(path(kernel.file).c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (handle == nullptr) {
+          const char* message = ::dlerror();
+          throw invalid(where + ": cannot load " + kernel.file + ": " +
+                        one_line(message ? message : "dlopen failed"));
+        }
+        module_->libraries_.push_back(handle);
+        ::dlerror();
+        void* symbol = ::dlsym(handle, kernel.entry.c_str());
+        if (symbol == nullptr) {
+          throw invalid(where + ": " + kernel.file + " has no symbol " + show(kernel.entry));
+        }
+        kernel.fn = reinterpret_cast<odc_kernel_fn>(symbol);
+      } else {  // python
+        odc_python_kernel_resolver resolver;
+        void* data;
+        {
+          std::lock_guard<std::mutex> lock(g_resolver_mutex);
+          resolver = g_resolver;
+          data = g_resolver_data;
+        }
+        if (resolver == nullptr) {
+          throw Error("module needs Python: " + where + " has kind 'python' (entry " +
+                      show(kernel.entry) +
+                      "); load it from Python with optimizer.runtime.load()");
+        }
+        char error[1024] = {0};
+        odc_kernel_fn fn = nullptr;
+        int32_t status = resolver(kernel.entry.c_str(), data, &fn, error, sizeof(error));
+        error[sizeof(error) - 1] = '\0';
+        if (status != 0 || fn == nullptr) {
+          throw invalid(where + ": python entry " + show(kernel.entry) + ": " +
+                        (error[0] ? one_line(error) : "resolver returned no function"));
+        }
+        kernel.fn = fn;
+      }
+    }
+  }
+
+  std::string dir_;
+  bool verify_;
+  std::unique_ptr<Module> module_;
+  std::map<std::string, FileEntry> files_;
+  std::vector<SignatureSpec> inputs_, outputs_;
+  std::unordered_map<int64_t, int32_t> kernel_index_, value_index_;
+  std::vector<uint8_t> plan_bytes_;
+  bool has_weights_ = false;
+};
+
+std::unique_ptr<Module> Module::load(const std::string& directory, uint32_t flags) {
+  try {
+    return Loader(directory, flags).load();
+  } catch (const json::exception& e) {  // a type check we missed: still one clean line
+    throw invalid(std::string("unexpected JSON content: ") + one_line(e.what()));
+  } catch (const std::bad_alloc&) {
+    throw invalid("out of memory while loading");
+  }
+}
+
+}  // namespace odc

@@ -1,0 +1,108 @@
+// The loaded module: the validated plan, its memory (arena, workspace, mapped weights) and the
+// prebuilt kernel-call descriptors. Loading (loader.cpp) validates everything against
+// docs/module-format.md; running (executor.cpp) then needs no checks beyond the caller's
+// buffers.
+#ifndef ODC_MODULE_H_
+#define ODC_MODULE_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "odc/abi.h"
+#include "odc/runtime.h"
+#include "util.h"
+
+namespace odc {
+
+enum class Storage { kInput, kOutput, kWeights, kArena };
+
+struct Value {
+  int64_t id = 0;
+  std::string name;
+  int32_t dtype = 0;
+  std::vector<int64_t> shape;
+  Storage storage = Storage::kArena;
+  int64_t offset = 0;  // weights / arena only
+  int64_t nbytes = 0;
+  int32_t signature_index = -1;  // input / output: index in the module's inputs / outputs
+};
+
+struct Kernel {
+  int64_t id = 0;
+  std::string name, backend, kind, entry, file;
+  odc_kernel_fn fn = nullptr;
+};
+
+struct Step {
+  int32_t kernel = 0;  // index into Module::kernels
+  std::string node;
+  std::vector<int32_t> inputs;  // value indices; -1 = omitted optional input
+  std::vector<int32_t> outputs;
+  std::vector<int64_t> iparams;
+  std::vector<double> fparams;
+  int64_t workspace = 0;
+  // Built once at load; caller-bound entries get their data pointer at each run.
+  std::vector<odc_tensor> input_tensors, output_tensors;
+};
+
+struct SignatureEntry {
+  std::string name;
+  int32_t value = 0;  // value index
+};
+
+// Where each run patches a caller's buffer into a step's descriptor.
+struct Binding {
+  int32_t step;
+  bool is_output;  // in the step's outputs (else inputs)
+  int32_t slot;
+  bool caller_output;  // the caller's outputs (else inputs)
+  int32_t index;       // signature index
+};
+
+// The process-wide resolver for kind "python" kernels (installed by the Python bindings).
+void set_python_resolver(odc_python_kernel_resolver resolver, void* user_data);
+
+class Module {
+ public:
+  // Loads and validates a module directory; throws odc::Error with the one-line message.
+  static std::unique_ptr<Module> load(const std::string& directory, uint32_t flags);
+  ~Module();
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  // Runs the plan (serialized per module). step_seconds: nullptr or one entry per step.
+  void run(const odc_tensor* inputs, int32_t num_inputs, const odc_tensor* outputs,
+           int32_t num_outputs, double* step_seconds);
+
+  void set_num_threads(int32_t n);
+
+  std::vector<Value> values;
+  std::vector<Kernel> kernels;
+  std::vector<Step> steps;
+  std::vector<SignatureEntry> inputs, outputs;
+  int64_t arena_size = 0;
+  int64_t alignment = 64;
+  int64_t workspace_size = 0;
+  int32_t num_threads = 1;
+
+ private:
+  Module() = default;
+  friend class Loader;
+  void prepare();  // allocates memory and builds the descriptors (after validation)
+  void check_caller_tensor(const odc_tensor& tensor, const SignatureEntry& entry,
+                           const char* what, int32_t index) const;
+
+  AlignedBuffer arena_, workspace_;
+  uint8_t* weights_ = nullptr;  // mmap'ed read-only
+  size_t weights_size_ = 0;
+  std::vector<void*> libraries_;  // dlopen handles
+  std::vector<Binding> bindings_;
+  std::mutex run_mutex_;
+};
+
+}  // namespace odc
+
+#endif  // ODC_MODULE_H_

@@ -1,0 +1,23 @@
+"""Loading and running compiled modules through the C++ runtime.
+
+``m = optimizer.runtime.load("model_dir")``; ``m.inputs`` / ``m.outputs`` give the signature;
+``m.run({"x": array})`` returns ``{name: array}``; ``m.profile(feeds)`` gives per-step times.
+The command-line runner is ``odc-run`` (``runner_path()`` finds it). The format is
+docs/module-format.md; the runtime is csrc/.
+"""
+
+from __future__ import annotations
+
+from optimizer.runtime.errors import ModuleError
+from optimizer.runtime.module import CompiledModule, StepTime, TensorInfo, load, numpy_dtype
+from optimizer.runtime.runner import runner_path
+
+__all__ = [
+    "CompiledModule",
+    "ModuleError",
+    "StepTime",
+    "TensorInfo",
+    "load",
+    "numpy_dtype",
+    "runner_path",
+]

@@ -1,0 +1,177 @@
+"""``CompiledModule``: a loaded module, run with NumPy arrays."""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from optimizer.runtime.errors import ModuleError
+
+logger = logging.getLogger(__name__)
+
+_NUMPY_DTYPES = {
+    "float32": np.float32,
+    "float16": np.float16,
+    "float64": np.float64,
+    "int8": np.int8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "uint8": np.uint8,
+    "uint16": np.uint16,
+    "uint32": np.uint32,
+    "uint64": np.uint64,
+    "bool": np.bool_,
+}
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """The NumPy dtype of a module-format dtype name (bfloat16 needs ``ml_dtypes``)."""
+    if name == "bfloat16":
+        try:
+            import ml_dtypes
+        except ImportError as err:
+            raise ModuleError("bfloat16 tensors need the ml_dtypes package") from err
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(_NUMPY_DTYPES[name])
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One entry of a module's signature."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.dtype}{list(self.shape)}"
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """One step's time in a profile (median over the profiled runs)."""
+
+    index: int
+    kernel: str
+    node: str
+    seconds: float
+
+
+def _native():
+    try:
+        from optimizer import _runtime
+    except ImportError as err:  # pragma: no cover - a broken install
+        raise ModuleError(
+            f"the C++ runtime (optimizer._runtime) is not built: {err}; "
+            "reinstall with `pip install -e . --no-build-isolation`"
+        ) from err
+    return _runtime
+
+
+class CompiledModule:
+    """A compiled module directory loaded into the C++ runtime.
+
+    Attributes:
+        path: the module directory.
+        inputs / outputs: the signature, in order.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, verify_checksums: bool = True) -> None:
+        self.path = os.fspath(path)
+        self._module = _native().Module(self.path, verify_checksums)
+        self.inputs = [TensorInfo(n, d, tuple(s)) for n, d, s in self._module.inputs]
+        self.outputs = [TensorInfo(n, d, tuple(s)) for n, d, s in self._module.outputs]
+
+    def __repr__(self) -> str:
+        ins = ", ".join(map(str, self.inputs))
+        outs = ", ".join(map(str, self.outputs))
+        return f"CompiledModule({self.path!r}, inputs=[{ins}], outputs=[{outs}])"
+
+    @property
+    def num_threads(self) -> int:
+        return self._module.num_threads
+
+    def set_num_threads(self, n: int) -> None:
+        """Threads each kernel may use (default: the machine's hardware concurrency)."""
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise ModuleError(f"num_threads must be an int, got {type(n).__name__}")
+        self._module.num_threads = n
+
+    @property
+    def arena_size(self) -> int:
+        """Bytes of the activation arena (peak activation memory)."""
+        return self._module.arena_size
+
+    @property
+    def steps(self) -> list[tuple[str, str]]:
+        """(kernel name, node) per step, in run order."""
+        return [tuple(s) for s in self._module.steps]
+
+    def _prepare(self, feeds: Mapping[str, np.ndarray]) -> tuple[list, list]:
+        if not isinstance(feeds, Mapping):
+            raise ModuleError(f"feeds must be a dict of name -> array, got {type(feeds).__name__}")
+        expected = {info.name for info in self.inputs}
+        unknown = sorted(set(feeds) - expected)
+        if unknown:
+            raise ModuleError(
+                f"unknown input {unknown[0]!r}; the module's inputs are "
+                + ", ".join(map(str, self.inputs))
+            )
+        arrays = []
+        for info in self.inputs:
+            if info.name not in feeds:
+                raise ModuleError(f"missing input {info.name!r} ({info.dtype}{list(info.shape)})")
+            array = np.asarray(feeds[info.name])
+            want = numpy_dtype(info.dtype)
+            if array.dtype != want:
+                raise ModuleError(
+                    f"input {info.name!r}: dtype {array.dtype} != {info.dtype} "
+                    f"(convert with .astype(np.{want.name}))"
+                )
+            if tuple(array.shape) != info.shape:
+                raise ModuleError(
+                    f"input {info.name!r}: shape {list(array.shape)} != {list(info.shape)}"
+                )
+            arrays.append(np.ascontiguousarray(array))
+        outputs = [np.empty(info.shape, dtype=numpy_dtype(info.dtype)) for info in self.outputs]
+        return arrays, outputs
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Runs the module once; returns ``{output name: array}`` in signature order."""
+        inputs, outputs = self._prepare(feeds)
+        self._module.run(inputs, outputs, False)
+        return {info.name: array for info, array in zip(self.outputs, outputs)}
+
+    __call__ = run
+
+    def profile(self, feeds: Mapping[str, np.ndarray], iterations: int = 1) -> list[StepTime]:
+        """Runs ``iterations`` times and returns each step's median wall time."""
+        if iterations < 1:
+            raise ModuleError(f"iterations must be >= 1, got {iterations}")
+        inputs, outputs = self._prepare(feeds)
+        runs = [self._module.run(inputs, outputs, True) for _ in range(iterations)]
+        return [
+            StepTime(i, kernel, node, statistics.median(run[i] for run in runs))
+            for i, (kernel, node) in enumerate(self.steps)
+        ]
+
+
+def load(path: str | os.PathLike, *, verify_checksums: bool = True) -> CompiledModule:
+    """Loads a compiled module directory (docs/module-format.md) into the C++ runtime.
+
+    Args:
+        path: the module directory.
+        verify_checksums: check every file's SHA-256 against the manifest (sizes are always
+            checked); turn off only for trusted modules when load time matters.
+
+    Raises:
+        ModuleError: the module is missing, damaged, of another format version, or needs a
+            kernel this runtime cannot provide; the message names what and where.
+    """
+    return CompiledModule(path, verify_checksums=verify_checksums)
