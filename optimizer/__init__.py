@@ -18,7 +18,20 @@ def __getattr__(name: str):
 
         return getattr(optimize, name)
     if name == "load":
-        from optimizer.ir import load
-
-        return load
+        return _load
     raise AttributeError(f"module 'optimizer' has no attribute {name!r}")
+
+
+def _load(path):
+    """``optimizer.load(path)``: a compiled module directory -> a runnable ``CompiledModule``
+    (``.run(feeds)``, ``.inputs``, ``.outputs``, ``.profile(feeds)``); an ``.onnx`` file -> the
+    validated graph (``optimizer.ir.Model``) that ``optimize_model`` takes."""
+    from pathlib import Path
+
+    if Path(path).is_dir():
+        from optimizer.runtime import load as load_module
+
+        return load_module(path)
+    from optimizer.ir import load as load_model
+
+    return load_model(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import re
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -300,3 +301,16 @@ def test_builtin_registry_has_no_conflicts():
     )
     assert _runtime.FORMAT_VERSION == 1
     assert _runtime.ABI_VERSION == 1
+
+
+def test_optimizer_load_opens_module_directories_and_onnx_files(tmp_path) -> None:
+    import optimizer
+    from tests.runtime.module_builder import standard_feeds, standard_module, standard_reference
+
+    module = optimizer.load(standard_module(tmp_path / "mod"))
+    feeds = standard_feeds()
+    got = module.run(feeds)
+    for name, want in standard_reference(feeds["x"], feeds["z"]).items():
+        np.testing.assert_allclose(got[name], want, rtol=1e-6)
+    demo = Path(__file__).resolve().parents[2] / "examples" / "paddle_cnn.onnx"
+    assert type(optimizer.load(demo)).__name__ == "Model"
