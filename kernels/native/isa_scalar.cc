@@ -1,0 +1,34 @@
+// Baseline ISA (whatever the compiler's default target is, SSE2 on x86-64): row operations and a
+// portable 4x8 GEMM micro-kernel. Always available.
+#include <cmath>
+#include <cstdint>
+
+#include "internal.h"
+
+namespace odc_native {
+namespace isa_scalar {
+#include "rowops.inc"
+
+constexpr int MR = 4, NR = 8;
+static void ukr(int64_t kc, const float* __restrict A, const float* __restrict B,
+                float* __restrict C, int64_t ldc, int accumulate) {
+  float acc[MR][NR] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[i][j] += A[i] * B[j];
+    A += MR;
+    B += NR;
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) C[i * ldc + j] = (accumulate ? C[i * ldc + j] : 0.f) + acc[i][j];
+}
+}  // namespace isa_scalar
+
+const RowOps kScalarOps = {
+    "scalar",           isa_scalar::epilogue_row, isa_scalar::unary_row,
+    isa_scalar::binary_row, isa_scalar::softmax_row, isa_scalar::layernorm_row,
+    isa_scalar::dot_row,    isa_scalar::axpy_row,    isa_scalar::dw_plane,
+    isa_scalar::ukr,        isa_scalar::MR,          isa_scalar::NR,
+    256,                    128,                     1024};
+
+}  // namespace odc_native
