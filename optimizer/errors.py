@@ -37,6 +37,19 @@ class CheckFailedError(OptimizerError):
     exit_code = 1
 
 
+class ModuleError(OptimizerError):
+    """A compiled module cannot be loaded or run.
+
+    ``str(err)`` is the runtime's one-line message, e.g. ``invalid module: plan.json:
+    values[12]: offset 4096 + nbytes 8192 exceeds arena_size 8192`` or ``kernel
+    native.conv2d_nchw (step 7, node 'conv1') failed: ...``.
+    """
+
+
+class InvalidModuleError(ModuleError):
+    """A compiled module (or one about to be written) breaks the format's rules."""
+
+
 class InvariantError(RuntimeError):
     """A pass broke a graph invariant: a bug in this tool, reported with the pass history."""
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from optimizer.errors import OptimizerError
+from optimizer.errors import InvalidModuleError
 
-
-class InvalidModuleError(OptimizerError):
-    """A compiled module (or one about to be written) breaks the format's rules."""
+__all__ = ["InvalidModuleError", "Reader"]
 
 
 class Reader:
