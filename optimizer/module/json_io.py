@@ -7,7 +7,7 @@ from typing import Any
 
 from optimizer.errors import InvalidModuleError
 
-__all__ = ["InvalidModuleError", "Reader"]
+__all__ = ["InvalidModuleError", "Reader", "dumps", "format_json", "loads"]
 
 
 class Reader:
