@@ -30,7 +30,16 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example: optimize model.onnx -o model.opt.onnx --input-shape images:1x3x640x640",
     )
     p.add_argument("model", nargs="?", help="input .onnx file")
-    p.add_argument("-o", "--output", help="output .onnx file")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="output .onnx file, or a directory (trailing '/' or existing) for a compiled module",
+    )
+    p.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="compile: refuse reference (Python) kernels; fail naming each unsupported node",
+    )
     p.add_argument(
         "-O",
         dest="level",
@@ -131,7 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from optimizer import ir
-    from optimizer.optimize import OptimizeOptions, optimize_file
+    from optimizer.optimize import (
+        OptimizeOptions,
+        compile_to_module,
+        is_module_output,
+        optimize_file,
+    )
     from optimizer.passes import pipelines
     from optimizer.report import format_report, to_json
 
@@ -159,6 +173,20 @@ def _run(args: argparse.Namespace) -> int:
         verify=args.verify_each or args.debug,
     )
     progress = _progress(enabled=not (args.quiet or args.json) and sys.stderr.isatty())
+    if is_module_output(args.output):
+        try:
+            compiled = compile_to_module(
+                args.model, args.output, options, args.no_fallback, progress=progress
+            )
+        finally:
+            progress.close()
+        if args.json:
+            print(json.dumps(compiled.to_json(), indent=2))
+        elif not args.quiet:
+            print(compiled.format())
+        return 0
+    if args.no_fallback:
+        raise UsageError("--no-fallback applies to compiled modules only (-o DIR/)")
     try:
         report = optimize_file(args.model, args.output, options, progress=progress)
     finally:

@@ -190,11 +190,12 @@ def optimize_file(
     progress: Callable[[str], None] | None = None,
 ) -> OptimizeReport:
     """Loads ``src``, optimizes, checks, and writes ``dst`` atomically (nothing on failure)."""
-    src, dst = Path(src), Path(dst)
-    if str(dst).endswith(os.sep) or dst.is_dir():
+    if is_module_output(dst):
         raise UsageError(
-            f"-o {dst}: writing a compiled module directory is not available yet; give an .onnx file path"
+            f"-o {dst}: a directory means a compiled module: use compile_to_module() "
+            "(the CLI does this for -o DIR/)"
         )
+    src, dst = Path(src), Path(dst)
     if dst.resolve() == src.resolve():
         raise UsageError(f"-o {dst}: refusing to overwrite the input model; choose another path")
     start = time.perf_counter()
@@ -205,6 +206,35 @@ def optimize_file(
     report.size_after = _file_size(dst)
     report.total_seconds = time.perf_counter() - start
     return report
+
+
+def is_module_output(dst: str | os.PathLike[str]) -> bool:
+    """Whether ``-o dst`` asks for a compiled module: a trailing ``/`` or an existing directory."""
+    text = os.fspath(dst)
+    return text.endswith(("/", os.sep)) or Path(text).is_dir()
+
+
+def compile_to_module(
+    src: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    options: OptimizeOptions | None = None,
+    no_fallback: bool = False,
+    progress: Callable[[str], None] | None = None,
+):  # -> optimizer.lower.compile.CompileReport (imported lazily: lowering imports this module)
+    """Loads ``src``, optimizes it (``options``) and compiles it into the module ``out_dir``.
+
+    Raises:
+        UnsupportedModelError: a symbolic input dimension left unpinned (``--input-shape``).
+        UnsupportedOpError: with ``no_fallback``, a node without a native kernel.
+    """
+    from optimizer.lower.compile import CompileOptions, compile_model
+
+    src = Path(src)
+    if not src.is_file():
+        raise UsageError(f"{src}: no such model file")
+    model = ir.load(src)
+    compile_options = CompileOptions(optimize=options or OptimizeOptions(), no_fallback=no_fallback)
+    return compile_model(model, Path(out_dir), compile_options, progress)
 
 
 def _bisect(

@@ -1,0 +1,179 @@
+"""The compile driver: ONNX model -> compiled module directory.
+
+``compile_model``: pin shapes -> optimize (O2 by default) -> pre-pack weights -> partition ->
+schedule -> bind a kernel to every group (native, else the reference fallback, which warns) ->
+plan memory (checked independently) -> ``write_module``. Returns a :class:`CompileReport`
+(peak arena, kernel table, fallbacks).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optimizer import ir
+from optimizer.errors import UnsupportedModelError
+from optimizer.ir import Model
+from optimizer.lower.bind import Bound, bind_group, prepack_weights
+from optimizer.lower.memory import plan_memory
+from optimizer.lower.partition import partition
+from optimizer.lower.schedule import schedule
+from optimizer.lower.static_shapes import _unpinned_input_message, require_static_shapes
+from optimizer.lower.verify_plan import assert_plan_valid
+from optimizer.module.writer import write_module
+from optimizer.optimize import OptimizeOptions, OptimizeReport, optimize_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CompileOptions:
+    """Settings of one compile job.
+
+    Attributes:
+        optimize: The graph optimizer's settings (level, ``input_shapes``, check...).
+        no_fallback: Refuse the reference fallback (``UnsupportedOpError`` instead).
+        target: The target recorded in the manifest (``cpu``).
+    """
+
+    optimize: OptimizeOptions = field(default_factory=lambda: OptimizeOptions(check=False))
+    no_fallback: bool = False
+    target: str = "cpu"
+
+
+@dataclass
+class KernelRow:
+    """One step of the compiled module."""
+
+    step: int
+    node: str
+    pattern: str
+    kernel: str
+    fallback: bool
+
+
+@dataclass
+class CompileReport:
+    """What a compile job produced."""
+
+    output: str
+    arena_size: int
+    naive_arena_size: int
+    steps: list[KernelRow]
+    fallbacks: list[dict[str, str]]
+    optimize: OptimizeReport | None
+    seconds: float
+
+    @property
+    def fallback_ops(self) -> list[str]:
+        """Distinct ops that run on reference kernels, sorted."""
+        return sorted({f["op"] for f in self.fallbacks})
+
+    def kernel_counts(self) -> dict[str, int]:
+        return dict(Counter(row.kernel for row in self.steps).most_common())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "arena_size": self.arena_size,
+            "naive_arena_size": self.naive_arena_size,
+            "steps": [vars(r) for r in self.steps],
+            "kernels": self.kernel_counts(),
+            "fallbacks": self.fallbacks,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def format(self) -> str:
+        native = sum(1 for r in self.steps if not r.fallback)
+        lines = [
+            f"compiled module: {self.output}",
+            f"  steps: {len(self.steps)} ({native} native, {len(self.steps) - native} fallback)",
+            f"  peak arena: {self.arena_size} bytes (without reuse {self.naive_arena_size})",
+            "  kernels: " + ", ".join(f"{k} x{n}" for k, n in self.kernel_counts().items()),
+        ]
+        if self.fallbacks:
+            lines.append("  reference fallback: " + ", ".join(self.fallback_ops))
+        lines.append(f"  time: {self.seconds:.2f} s")
+        return "\n".join(lines)
+
+
+def require_pinned_inputs(model: Model) -> None:
+    """Raises UnsupportedModelError naming an input with a symbolic dim and ``--input-shape``."""
+    for value in model.graph.inputs:
+        if ir.static_shape(value) is None:
+            raise UnsupportedModelError(_unpinned_input_message(value))
+
+
+def compile_model(
+    model: Model,
+    out_dir: str | os.PathLike[str],
+    options: CompileOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> CompileReport:
+    """Compiles ``model`` (not modified) into the module directory ``out_dir``.
+
+    Raises:
+        UnsupportedModelError: an unpinned symbolic input dimension, a data-dependent shape.
+        UnsupportedOpError: a node without a native kernel under ``no_fallback`` (or without
+            any kernel).
+    """
+    options = options or CompileOptions()
+    start = time.perf_counter()
+    pinned = model.copy()
+    if options.optimize.input_shapes:
+        ir.pin_input_shapes(pinned, options.optimize.input_shapes)
+    require_pinned_inputs(pinned)
+    optimized, opt_report = optimize_model(model, options.optimize, progress)
+    require_static_shapes(optimized)
+    prepack_weights(optimized)
+    ir.toposort(optimized.graph)
+    sched = schedule(optimized, partition(optimized))
+    opset = optimized.opset
+    bounds: list[Bound] = [
+        bind_group(optimized.graph, group, opset, allow_fallback=not options.no_fallback)
+        for group in sched.steps
+    ]
+    plan = plan_memory(sched)
+    assert_plan_valid(plan)
+    out = write_module(optimized, plan, [b.binding for b in bounds], out_dir, [options.target])
+
+    rows, fallbacks = [], []
+    for index, (group, bound) in enumerate(zip(sched.steps, bounds)):
+        rows.append(KernelRow(index, group.name, group.pattern, bound.binding.name, bound.fallback))
+        if bound.fallback:
+            for node in group.nodes:
+                fallbacks.append({"op": node.op, "node": node.name, "pattern": group.pattern,
+                                  "reason": "; ".join(bound.reasons)})  # fmt: skip
+    if fallbacks:
+        ops = Counter(f["op"] for f in fallbacks)
+        log.warning(
+            "%d node(s) fall back to reference kernels (Python, slow): %s",
+            len(fallbacks),
+            ", ".join(f"{op} x{n}" for op, n in ops.most_common()),
+        )
+    report = CompileReport(
+        output=str(out),
+        arena_size=plan.arena_size,
+        naive_arena_size=plan.naive_size,
+        steps=rows,
+        fallbacks=fallbacks,
+        optimize=opt_report,
+        seconds=time.perf_counter() - start,
+    )
+    log.info("%s", report.format())
+    return report
+
+
+def compile_file(
+    src: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    options: CompileOptions | None = None,
+) -> CompileReport:
+    """Loads ``src`` and compiles it into ``out_dir``."""
+    return compile_model(ir.load(Path(src)), out_dir, options)

@@ -1,0 +1,197 @@
+"""End to end: ONNX model -> compile_model / `optimize -o dir/` -> optimizer.load(dir).run == onnxruntime."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import helper
+from optimizer.kernels import python_bridge
+from optimizer.kernels.registry import UnsupportedOpError
+
+import optimizer
+from optimizer import ir
+from optimizer.cli import main
+from optimizer.errors import UnsupportedModelError
+from optimizer.lower.compile import CompileOptions, CompileReport, compile_model
+from optimizer.optimize import OptimizeOptions
+from tests.helpers import FLOAT, make_model
+
+ATOL, RTOL = 1e-4, 1e-3
+
+
+def _rand(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndarray:
+    return (scale * rng.standard_normal(shape)).astype(np.float32)
+
+
+def _compile(proto: onnx.ModelProto, out: Path, shapes: dict, **kw) -> CompileReport:
+    model = ir.Model.from_proto(onnx.ModelProto.FromString(proto.SerializeToString()))
+    options = CompileOptions(OptimizeOptions(input_shapes=shapes, check=False), **kw)
+    return compile_model(model, out, options)
+
+
+def _check_against_ort(proto_or_path, module_dir: Path, feeds: dict) -> None:
+    source = proto_or_path if isinstance(proto_or_path, str) else proto_or_path.SerializeToString()
+    want = ort.InferenceSession(source, providers=["CPUExecutionProvider"]).run(None, feeds)
+    module = optimizer.load(module_dir)
+    got = module.run(feeds)
+    assert len(got) == len(want)
+    for (name, g), w in zip(got.items(), want):
+        assert g.shape == w.shape, name
+        np.testing.assert_allclose(g, w, atol=ATOL, rtol=RTOL, err_msg=name)
+
+
+def _conv_bias_relu() -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Conv", ["r", "dw"], ["d"], group=8, strides=[2, 2], name="dwconv"),
+        helper.make_node("Add", ["d", "db"], ["y"], name="bias_add"),
+    ]
+    weights = {
+        "w": _rand(rng, 8, 3, 3, 3, scale=0.3),
+        "b": _rand(rng, 8),
+        "dw": _rand(rng, 8, 1, 3, 3, scale=0.3),
+        "db": _rand(rng, 1, 8, 1, 1),
+    }
+    return make_model(
+        nodes, [("x", FLOAT, ["N", 3, 9, 9])], [("y", FLOAT, ["N", 8, 4, 4])], weights
+    )
+
+
+def _gemm_pool() -> onnx.ModelProto:
+    rng = np.random.default_rng(1)
+    nodes = [
+        helper.make_node("MaxPool", ["x"], ["m"], kernel_shape=[3, 3], strides=[2, 2],
+                         pads=[1, 1, 1, 1], name="maxpool"),
+        helper.make_node("AveragePool", ["m"], ["a"], kernel_shape=[2, 2], strides=[1, 1],
+                         ceil_mode=1, name="avgpool"),
+        helper.make_node("GlobalAveragePool", ["a"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "w", "c"], ["h"], transB=1, alpha=0.5, name="fc"),
+        helper.make_node("Sigmoid", ["h"], ["s"], name="sigmoid"),
+        helper.make_node("Softmax", ["s"], ["y"], axis=-1, name="softmax"),
+    ]  # fmt: skip
+    weights = {"w": _rand(rng, 10, 6), "c": _rand(rng, 10)}
+    return make_model(nodes, [("x", FLOAT, ["N", 6, 10, 10])], [("y", FLOAT, ["N", 10])], weights)
+
+
+def _with_fallback() -> onnx.ModelProto:
+    """Transpose and ReduceMean have no native kernel: they run on the reference bridge."""
+    rng = np.random.default_rng(2)
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"], name="matmul"),
+        helper.make_node("Transpose", ["m"], ["t"], perm=[0, 2, 1], name="transpose"),
+        helper.make_node("ReduceMean", ["t"], ["y"], axes=[2], keepdims=0, name="mean"),
+    ]
+    return make_model(
+        nodes, [("x", FLOAT, ["N", 5, 4])], [("y", FLOAT, ["N", 6])], {"w": _rand(rng, 4, 6)},
+        opset=13,
+    )  # fmt: skip
+
+
+def test_conv_bias_relu_all_native(tmp_path: Path) -> None:
+    report = _compile(_conv_bias_relu(), tmp_path / "m", {"x": [2, 3, 9, 9]})
+    assert not report.fallbacks
+    kernels = {row.kernel for row in report.steps}
+    assert kernels == {"native.conv2d_f32", "native.depthwise_conv2d_f32"}
+    assert report.arena_size > 0
+    x = _rand(np.random.default_rng(5), 2, 3, 9, 9)
+    _check_against_ort(_conv_bias_relu(), tmp_path / "m", {"x": x})
+
+
+def test_gemm_and_pools_native(tmp_path: Path) -> None:
+    report = _compile(_gemm_pool(), tmp_path / "m", {"x": [3, 6, 10, 10]})
+    kernels = {row.kernel for row in report.steps}
+    assert {"native.maxpool2d_f32", "native.avgpool2d_f32", "native.global_avgpool_f32",
+            "native.gemm_f32", "native.softmax_f32"} <= kernels  # fmt: skip
+    assert report.fallback_ops in ([], ["Flatten"], ["Reshape"])  # a view op may stay Python
+    x = _rand(np.random.default_rng(6), 3, 6, 10, 10)
+    _check_against_ort(_gemm_pool(), tmp_path / "m", {"x": x})
+
+
+def test_fallback_warns_and_matches(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="optimizer"):
+        report = _compile(_with_fallback(), tmp_path / "m", {"x": [2, 5, 4]})
+    assert {"Transpose", "ReduceMean"} <= set(report.fallback_ops)
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "Transpose" in warning and "ReduceMean" in warning
+    assert any(r.kernel == "native.gemm_f32" for r in report.steps)
+    x = _rand(np.random.default_rng(7), 2, 5, 4)
+    _check_against_ort(_with_fallback(), tmp_path / "m", {"x": x})
+
+
+def test_no_fallback_raises_unsupported_op(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedOpError) as info:
+        _compile(_with_fallback(), tmp_path / "m", {"x": [2, 5, 4]}, no_fallback=True)
+    message = str(info.value)
+    assert "Transpose" in message and "'transpose'" in message and "'cpu'" in message
+    assert "--no-fallback" in message  # the reference kernel's reason
+    assert not (tmp_path / "m").exists()
+
+
+def test_unpinned_symbolic_dim_names_input_and_flag(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedModelError, match=r"input 'x'.*--input-shape x:"):
+        _compile(_conv_bias_relu(), tmp_path / "m", {})
+
+
+def test_bridge_program_roundtrip() -> None:
+    program = {"opset": 17, "nodes": [{"op": "Relu", "attrs": {"t": python_bridge.encode_attr(
+        np.arange(3, dtype=np.int64))}, "in": [0], "out": [1]}], "outputs": [1]}  # fmt: skip
+    assert python_bridge.decode_program(python_bridge.encode_program(program)) == program
+    assert all(0 <= w < 2**63 for w in python_bridge.encode_program(program))
+
+
+def test_cli_compiles_directory(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src = tmp_path / "model.onnx"
+    onnx.save(_conv_bias_relu(), src)
+    out = tmp_path / "module"
+    rc = main([str(src), "-o", f"{out}/", "--input-shape", "x:1x3x9x9", "--no-fallback"])
+    assert rc == 0, capsys.readouterr().err
+    assert "peak arena" in capsys.readouterr().out
+    x = _rand(np.random.default_rng(8), 1, 3, 9, 9)
+    _check_against_ort(str(src), out, {"x": x})
+    # an existing directory also means "compile"; a missing --input-shape is a clear error
+    rc = main([str(src), "-o", str(out)])
+    assert rc == 2
+    assert "--input-shape x:" in capsys.readouterr().err
+
+
+def test_cli_no_fallback_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src = tmp_path / "model.onnx"
+    onnx.save(_with_fallback(), src)
+    rc = main([str(src), "-o", f"{tmp_path / 'm'}/", "--input-shape", "x:2x5x4", "--no-fallback"])
+    assert rc == 2
+    assert "unsupported op Transpose" in capsys.readouterr().err
+
+
+ZOO_MODELS = ["resnet", "mobilenetv3_op14", "bert", "unet", "paddle_det"]
+
+
+@pytest.mark.parametrize("name", ZOO_MODELS)
+def test_zoo_model_compiles_and_matches(name: str, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from tools import plan_report, zoo
+
+    root = zoo.zoo_dir()
+    entry = next(e for e in zoo.load_index(root) if e["name"] == name)
+    shapes = plan_report.sample_shapes(entry)
+    dims = {
+        d: size
+        for i in entry["inputs"]
+        for d, size in zip(i["shape"], shapes[i["name"]])
+        if isinstance(d, str)
+    }
+    report = compile_model(
+        ir.load(root / entry["file"]),
+        tmp_path / name,
+        CompileOptions(OptimizeOptions(input_shapes=shapes, check=False)),
+    )
+    assert sum(not r.fallback for r in report.steps) > 0
+    feeds = zoo.sample_inputs(entry, 0, dims)
+    _check_against_ort(str(root / entry["file"]), tmp_path / name, feeds)
