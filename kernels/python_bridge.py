@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from optimizer.kernels.reference._common import ONNX_TO_NUMPY
 
 #: The manifest ``entry`` of the bridge kernel.
 ENTRY = "optimizer.kernels.python_bridge:reference_kernel"
@@ -33,20 +34,7 @@ ENTRY = "optimizer.kernels.python_bridge:reference_kernel"
 MAGIC = int.from_bytes(b"ODCPY1", "little")
 _CHUNK = 6  # bytes per iparam: values stay below 2**48, exact even through a double
 
-_DTYPES: dict[int, np.dtype] = {
-    1: np.dtype(np.float32),
-    2: np.dtype(np.uint8),
-    3: np.dtype(np.int8),
-    4: np.dtype(np.uint16),
-    5: np.dtype(np.int16),
-    6: np.dtype(np.int32),
-    7: np.dtype(np.int64),
-    9: np.dtype(np.bool_),
-    10: np.dtype(np.float16),
-    11: np.dtype(np.float64),
-    12: np.dtype(np.uint32),
-    13: np.dtype(np.uint64),
-}
+_DTYPES = ONNX_TO_NUMPY  # ABI dtype numbers are ONNX TensorProto numbers
 
 
 class OdcTensor(ctypes.Structure):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from optimizer.kernels.python_bridge import OdcKernelArgs, OdcTensor
 
 from optimizer import runtime
 from optimizer.errors import OptimizerError
@@ -220,34 +221,8 @@ def test_output_read_by_later_step_and_no_weights(tmp_path):
 
 
 # Kind "python": the entry returns an odc_kernel_fn address (here a ctypes callback).
-class _Tensor(ctypes.Structure):
-    _fields_ = [
-        ("data", ctypes.c_void_p),
-        ("dtype", ctypes.c_int32),
-        ("ndim", ctypes.c_int32),
-        ("shape", ctypes.POINTER(ctypes.c_int64)),
-        ("strides", ctypes.POINTER(ctypes.c_int64)),
-        ("device_type", ctypes.c_int32),
-        ("device_id", ctypes.c_int32),
-    ]
-
-
-class _Args(ctypes.Structure):
-    _fields_ = [
-        ("inputs", ctypes.POINTER(_Tensor)),
-        ("num_inputs", ctypes.c_int32),
-        ("outputs", ctypes.POINTER(_Tensor)),
-        ("num_outputs", ctypes.c_int32),
-        ("iparams", ctypes.POINTER(ctypes.c_int64)),
-        ("num_iparams", ctypes.c_int32),
-        ("fparams", ctypes.POINTER(ctypes.c_double)),
-        ("num_fparams", ctypes.c_int32),
-        ("workspace", ctypes.c_void_p),
-        ("workspace_size", ctypes.c_int64),
-        ("stream", ctypes.c_void_p),
-        ("num_threads", ctypes.c_int32),
-    ]
-
+# The ABI structs are the ones the Python fallback bridge uses.
+_Tensor, _Args = OdcTensor, OdcKernelArgs
 
 _KERNEL_FN = ctypes.CFUNCTYPE(
     ctypes.c_int32, ctypes.POINTER(_Args), ctypes.c_char_p, ctypes.c_int64
