@@ -154,7 +154,13 @@ int parse_act(int64_t code, const char* what, Err& e);
   X(resize_nearest_f32)       \
   X(resize_bilinear_f32)      \
   X(binary_f32)               \
-  X(unary_f32)
+  X(unary_f32)                \
+  X(copy)                     \
+  X(transpose)                \
+  X(slice)                    \
+  X(concat)                   \
+  X(split)                    \
+  X(gather)
 
 #define ODC_DECLARE_KERNEL(name) \
   extern "C" int32_t odc_native_##name(const odc_kernel_args*, char*, int64_t);

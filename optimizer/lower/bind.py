@@ -627,6 +627,150 @@ def _bind_unary(graph: Graph, group: FusionGroup, node: Node, opset: int) -> Ker
     return _builtin("unary_f32", [x], [out], [act[0]], [act[1], act[2]])
 
 
+# -- data movement (any fixed-size dtype) ---------------------------------------------------------
+
+_MOVABLE = {"float32", "float64", "float16", "int8", "uint8", "int16", "uint16", "int32",
+            "uint32", "int64", "uint64", "bool"}  # fmt: skip
+
+
+def _require_movable(kernel: str, values: list[Value | None]) -> str:
+    """The common dtype of ``values`` (a fixed-size one the movement kernels take), or Reject."""
+    dtypes = {_dtype(v) for v in values if v is not None and not ir.is_empty(v)}
+    if len(dtypes) != 1 or None in dtypes or not dtypes <= _MOVABLE:
+        raise Reject(kernel, f"dtypes {sorted(map(str, dtypes))}: one fixed-size dtype needed")
+    return dtypes.pop()
+
+
+def _bind_copy(graph: Graph, group: FusionGroup, node: Node, opset: int) -> KernelBinding:
+    x, out = node.inputs[0], group.outputs[0]
+    if len(group.outputs) != 1 or out is None:
+        raise Reject("copy", "one output expected")
+    _require_movable("copy", [x, out])
+    if math.prod(_shape(x)) != math.prod(_shape(out)):
+        raise Reject("copy", "element counts differ")
+    return _builtin("copy", [x], [out], [], [])
+
+
+def _bind_transpose(graph: Graph, group: FusionGroup, node: Node, opset: int) -> KernelBinding:
+    x, out = node.inputs[0], group.outputs[0]
+    _require_movable("transpose", [x, out])
+    rank = len(_shape(x))
+    if not 1 <= rank <= 8:
+        raise Reject("transpose", f"rank {rank}")
+    perm = ir.attr_ints(node, "perm", list(range(rank - 1, -1, -1)))
+    perm = [p + rank if p < 0 else p for p in perm]
+    if sorted(perm) != list(range(rank)):
+        raise Reject("transpose", f"perm {perm} is not a permutation")
+    return _builtin("transpose", [x], [out], perm, [])
+
+
+def _bind_concat(graph: Graph, group: FusionGroup, node: Node, opset: int) -> KernelBinding:
+    out = group.outputs[0]
+    if any(ir.is_empty(v) for v in node.inputs) or not node.inputs:
+        raise Reject("concat", "an omitted input")
+    _require_movable("concat", [*node.inputs, out])
+    rank = len(_shape(out))
+    axis = ir.attr_int(node, "axis", 0)
+    axis = axis + rank if axis < 0 else axis
+    if not 0 <= axis < rank:
+        raise Reject("concat", f"axis {axis} out of range")
+    return _builtin("concat", list(node.inputs), [out], [axis], [])
+
+
+def _bind_split(graph: Graph, group: FusionGroup, node: Node, opset: int) -> KernelBinding:
+    x = node.inputs[0]
+    outs = list(group.outputs)
+    if len(outs) != len(node.outputs) or any(
+        v is None or v is not w for v, w in zip(outs, node.outputs)
+    ):
+        raise Reject("split", "every output of the Split must be used")
+    _require_movable("split", [x, *outs])
+    rank = len(_shape(x))
+    axis = ir.attr_int(node, "axis", 0)
+    axis = axis + rank if axis < 0 else axis
+    if not 0 <= axis < rank:
+        raise Reject("split", f"axis {axis} out of range")
+    if sum(_shape(v)[axis] for v in outs) != _shape(x)[axis]:
+        raise Reject("split", "output sizes do not sum to the input's")
+    return _builtin("split", [x], outs, [axis], [])
+
+
+def _bind_gather(graph: Graph, group: FusionGroup, node: Node, opset: int) -> KernelBinding:
+    data, indices, out = node.inputs[0], node.inputs[1], group.outputs[0]
+    _require_movable("gather", [data, out])
+    if _dtype(indices) not in ("int64", "int32"):
+        raise Reject("gather", f"indices are {_dtype(indices)}")
+    rank = len(_shape(data))
+    axis = ir.attr_int(node, "axis", 0)
+    axis = axis + rank if axis < 0 else axis
+    if not 0 <= axis < rank:
+        raise Reject("gather", f"axis {axis} out of range")
+    _shape(indices)
+    return _builtin("gather", [data, indices], [out], [axis], [])
+
+
+def _slice_params(node: Node, opset: int, shape: tuple[int, ...]) -> list[int] | None:
+    """[starts; ends; steps] over every axis, normalized, or None if not static."""
+    rank = len(shape)
+    if opset < 10:
+        starts = ir.attr_ints(node, "starts")
+        ends = ir.attr_ints(node, "ends")
+        axes = ir.attr_ints(node, "axes", list(range(len(starts or []))))
+        steps = [1] * len(starts or [])
+    else:
+        arrays = []
+        for i in range(1, 5):
+            v = _opt(node.inputs, i)
+            if v is None:
+                arrays.append(None)
+                continue
+            array = ir.const_value(v)
+            if array is None:
+                return None
+            arrays.append([int(a) for a in np.asarray(array).reshape(-1)])
+        starts, ends, axes, steps = arrays
+        if axes is None and starts is not None:
+            axes = list(range(len(starts)))
+        if steps is None and starts is not None:
+            steps = [1] * len(starts)
+    if starts is None or ends is None or axes is None or steps is None:
+        return None
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        return None
+    st, en, sp = [0] * rank, list(shape), [1] * rank
+    for s, e, a, k in zip(starts, ends, axes, steps):
+        a = a + rank if a < 0 else a
+        if not 0 <= a < rank or k == 0:
+            return None
+        dim = shape[a]
+        s = s + dim if s < 0 else s
+        e = e + dim if e < 0 else e
+        if k > 0:
+            s, e = min(max(s, 0), dim), min(max(e, 0), dim)
+        else:
+            s, e = min(max(s, 0), dim - 1), min(max(e, -1), dim - 1)
+        st[a], en[a], sp[a] = s, e, k
+    return [*st, *en, *sp]
+
+
+def _bind_slice(graph: Graph, group: FusionGroup, node: Node, opset: int) -> KernelBinding:
+    x, out = node.inputs[0], group.outputs[0]
+    _require_movable("slice", [x, out])
+    xs, ys = _shape(x), _shape(out)
+    if not xs or len(xs) != len(ys):
+        raise Reject("slice", "rank 0 or a rank change")
+    params = _slice_params(node, opset, xs)
+    if params is None:
+        raise Reject("slice", "starts / ends / axes / steps must be constant")
+    rank = len(xs)
+    for d in range(rank):
+        s, e, k = params[d], params[rank + d], params[2 * rank + d]
+        count = max(0, -(-(e - s) // k)) if k > 0 else max(0, -(-(s - e) // -k))
+        if count != ys[d]:
+            raise Reject("slice", f"axis {d}: {count} entries, the output has {ys[d]}")
+    return _builtin("slice", [x], [out], params, [])
+
+
 _SINGLE = {
     "Conv": _bind_anchor_single,
     "Gemm": _bind_anchor_single,
@@ -639,6 +783,12 @@ _SINGLE = {
     "LogSoftmax": _bind_softmax,
     "LayerNormalization": _bind_layer_norm,
     "Resize": _bind_resize,
+    **{op: _bind_copy for op in ["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"]},
+    "Transpose": _bind_transpose,
+    "Concat": _bind_concat,
+    "Split": _bind_split,
+    "Slice": _bind_slice,
+    "Gather": _bind_gather,
     **{op: _bind_binary for op in BINARY_OPS},
     **{op: _bind_unary for op in ["Relu", "Sigmoid", "HardSwish", "Gelu", "LeakyRelu",
                                   "HardSigmoid", "Clip", "Tanh", "Elu", *UNARY_ACTS]},

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <random>
 #include <string>
 #include <thread>
@@ -897,7 +898,7 @@ void test_errors() {
 void test_registry_and_threads() {
   int32_t n = 0;
   const odc_builtin* t = odc_native_kernels(&n);
-  CHECK(n == 13, "kernel count %d", n);
+  CHECK(n == 19, "kernel count %d", n);
   for (int i = 0; i < n; ++i) {
     CHECK(t[i].fn != nullptr && t[i].name != nullptr, "entry %d", i);
     for (int j = 0; j < i; ++j) CHECK(std::strcmp(t[i].name, t[j].name), "duplicate %s", t[i].name);
@@ -935,6 +936,270 @@ void test_registry_and_threads() {
   }
 }
 
+
+// ---------------------------------------------------------------- data movement
+// A raw tensor of any element size (values are distinct small integers, so byte-exact compares).
+struct R {
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> b;
+  int32_t dtype = ODC_FLOAT32;
+  int es = 4;
+  R() {}
+  R(std::vector<int64_t> s, int32_t dt, int esize, bool fill = true)
+      : shape(std::move(s)), dtype(dt), es(esize) {
+    b.assign((size_t)(numel() * es), 0);
+    if (fill)
+      for (auto& x : b) x = (uint8_t)ri(0, 255);
+  }
+  int64_t numel() const {
+    int64_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+  }
+  odc_tensor t() {
+    odc_tensor o;
+    o.data = b.empty() ? nullptr : b.data();
+    o.dtype = dtype;
+    o.ndim = (int32_t)shape.size();
+    o.shape = shape.data();
+    o.strides = nullptr;
+    o.device_type = ODC_DEVICE_CPU;
+    o.device_id = 0;
+    return o;
+  }
+};
+std::vector<int64_t> cstrides(const std::vector<int64_t>& s) {
+  std::vector<int64_t> st(s.size());
+  int64_t a = 1;
+  for (int d = (int)s.size() - 1; d >= 0; --d) st[d] = a, a *= s[d];
+  return st;
+}
+// index of flat i in shape s
+std::vector<int64_t> unravel(int64_t i, const std::vector<int64_t>& s) {
+  std::vector<int64_t> idx(s.size());
+  for (int d = (int)s.size() - 1; d >= 0; --d) idx[d] = i % s[d], i /= s[d];
+  return idx;
+}
+const struct { int32_t dt; int es; } kTypes[] = {
+    {ODC_FLOAT32, 4}, {ODC_INT64, 8}, {ODC_UINT8, 1}, {ODC_FLOAT16, 2}};
+
+std::vector<int64_t> rand_shape(int rank, int lo, int hi) {
+  std::vector<int64_t> s(rank);
+  for (auto& d : s) d = ri(lo, hi);
+  return s;
+}
+
+void test_movement() {
+  // copy
+  for (auto ty : kTypes) {
+    R X({3, 5, 7}, ty.dt, ty.es), Y({105}, ty.dt, ty.es, false);
+    Call c;
+    c.in = {X.t()};
+    c.out = {Y.t()};
+    c.threads = 3;
+    CHECK(c.run("copy") == 0, "copy: %s", c.err);
+    CHECK(X.b == Y.b, "copy dtype %d differs", ty.dt);
+    Call d;  // aliased view: a no-op
+    d.in = {X.t()};
+    odc_tensor o = X.t();
+    static int64_t flat[1] = {105};
+    o.ndim = 1;
+    o.shape = flat;
+    d.out = {o};
+    CHECK(d.run("copy") == 0, "copy in place: %s", d.err);
+  }
+  {  // a large copy (threads)
+    R X({1 << 20}, ODC_FLOAT32, 4), Y({1024, 1024}, ODC_FLOAT32, 4, false);
+    Call c;
+    c.in = {X.t()};
+    c.out = {Y.t()};
+    c.threads = 4;
+    CHECK(c.run("copy") == 0 && X.b == Y.b, "large copy: %s", c.err);
+  }
+  // transpose
+  for (int it = 0; it < 60; ++it) {
+    auto ty = kTypes[it % 4];
+    const int r = it == 0 ? 2 : (int)ri(1, 6);
+    std::vector<int64_t> xs = it == 0 ? std::vector<int64_t>{67, 129} : rand_shape(r, 1, r > 4 ? 4 : 7);
+    std::vector<int64_t> perm(r);
+    for (int i = 0; i < r; ++i) perm[i] = i;
+    std::shuffle(perm.begin(), perm.end(), rng);
+    std::vector<int64_t> ys(r);
+    for (int i = 0; i < r; ++i) ys[i] = xs[perm[i]];
+    R X(xs, ty.dt, ty.es), Y(ys, ty.dt, ty.es, false), W(ys, ty.dt, ty.es, false);
+    auto xst = cstrides(xs);
+    for (int64_t i = 0; i < Y.numel(); ++i) {
+      auto idx = unravel(i, ys);
+      int64_t off = 0;
+      for (int d = 0; d < r; ++d) off += idx[d] * xst[perm[d]];
+      std::memcpy(&W.b[i * ty.es], &X.b[off * ty.es], ty.es);
+    }
+    Call c;
+    c.in = {X.t()};
+    c.out = {Y.t()};
+    c.ip = perm;
+    c.threads = (int)ri(1, 4);
+    CHECK(c.run("transpose") == 0, "transpose: %s", c.err);
+    CHECK(Y.b == W.b, "transpose rank %d dtype %d differs", r, ty.dt);
+  }
+  // slice
+  for (int it = 0; it < 60; ++it) {
+    auto ty = kTypes[it % 4];
+    const int r = (int)ri(1, 5);
+    std::vector<int64_t> xs = rand_shape(r, 1, 8), st(r), en(r), sp(r), ys(r);
+    for (int d = 0; d < r; ++d) {
+      sp[d] = ri(-3, 3);
+      if (sp[d] == 0) sp[d] = 1;
+      st[d] = ri(0, xs[d] - 1);
+      if (sp[d] > 0) {
+        en[d] = ri(st[d], xs[d]);
+        ys[d] = (en[d] - st[d] + sp[d] - 1) / sp[d];
+      } else {
+        en[d] = ri(-1, st[d]);
+        ys[d] = (st[d] - en[d] - sp[d] - 1) / -sp[d];
+      }
+    }
+    R X(xs, ty.dt, ty.es), Y(ys, ty.dt, ty.es, false), W(ys, ty.dt, ty.es, false);
+    auto xst = cstrides(xs);
+    for (int64_t i = 0; i < Y.numel(); ++i) {
+      auto idx = unravel(i, ys);
+      int64_t off = 0;
+      for (int d = 0; d < r; ++d) off += (st[d] + idx[d] * sp[d]) * xst[d];
+      std::memcpy(&W.b[i * ty.es], &X.b[off * ty.es], ty.es);
+    }
+    Call c;
+    c.in = {X.t()};
+    c.out = {Y.t()};
+    c.ip = st;
+    c.ip.insert(c.ip.end(), en.begin(), en.end());
+    c.ip.insert(c.ip.end(), sp.begin(), sp.end());
+    c.threads = (int)ri(1, 4);
+    CHECK(c.run("slice") == 0, "slice: %s", c.err);
+    CHECK(Y.b == W.b, "slice rank %d dtype %d differs", r, ty.dt);
+  }
+  // concat and split (inverse of each other)
+  for (int it = 0; it < 40; ++it) {
+    auto ty = kTypes[it % 4];
+    const int r = (int)ri(1, 4);
+    std::vector<int64_t> base = rand_shape(r, 1, 6);
+    const int axis = (int)ri(0, r - 1);
+    const int n = (int)ri(1, 4);
+    std::vector<R> X;
+    int64_t total = 0;
+    for (int i = 0; i < n; ++i) {
+      auto s = base;
+      s[axis] = ri(0, 5);
+      total += s[axis];
+      X.emplace_back(s, ty.dt, ty.es);
+    }
+    auto ys = base;
+    ys[axis] = total;
+    R Y(ys, ty.dt, ty.es, false), W(ys, ty.dt, ty.es, false);
+    int64_t outer = 1, inner = ty.es;
+    for (int d = 0; d < axis; ++d) outer *= base[d];
+    for (int d = axis + 1; d < r; ++d) inner *= base[d];
+    for (int64_t o = 0, pos = 0; o < outer; ++o)
+      for (int i = 0; i < n; ++i) {
+        const int64_t len = X[i].shape[axis] * inner;
+        if (len) std::memcpy(&W.b[pos], &X[i].b[o * len], len);
+        pos += len;
+      }
+    Call c;
+    for (auto& x : X) c.in.push_back(x.t());
+    c.out = {Y.t()};
+    c.ip = {axis};
+    c.threads = (int)ri(1, 4);
+    CHECK(c.run("concat") == 0, "concat: %s", c.err);
+    CHECK(Y.b == W.b, "concat rank %d axis %d dtype %d differs", r, axis, ty.dt);
+    std::vector<R> P;
+    for (auto& x : X) P.emplace_back(x.shape, ty.dt, ty.es, false);
+    Call s;
+    s.in = {Y.t()};
+    for (auto& p : P) s.out.push_back(p.t());
+    s.ip = {axis};
+    s.threads = (int)ri(1, 4);
+    CHECK(s.run("split") == 0, "split: %s", s.err);
+    for (int i = 0; i < n; ++i) CHECK(P[i].b == X[i].b, "split piece %d differs", i);
+  }
+  // gather
+  for (int it = 0; it < 40; ++it) {
+    auto ty = kTypes[it % 4];
+    const int r = (int)ri(1, 4);
+    std::vector<int64_t> ds = rand_shape(r, 1, 6);
+    const int axis = (int)ri(0, r - 1);
+    std::vector<int64_t> is = rand_shape((int)ri(0, 2), 1, 4);
+    R D(ds, ty.dt, ty.es);
+    const bool i64 = it % 2 == 0;
+    R I(is, i64 ? ODC_INT64 : ODC_INT32, i64 ? 8 : 4, false);
+    std::vector<int64_t> iv(I.numel());
+    for (int64_t k = 0; k < I.numel(); ++k) {
+      iv[k] = ri(-ds[axis], ds[axis] - 1);
+      if (i64) std::memcpy(&I.b[k * 8], &iv[k], 8);
+      else { int32_t v = (int32_t)iv[k]; std::memcpy(&I.b[k * 4], &v, 4); }
+    }
+    std::vector<int64_t> ys(ds.begin(), ds.begin() + axis);
+    ys.insert(ys.end(), is.begin(), is.end());
+    ys.insert(ys.end(), ds.begin() + axis + 1, ds.end());
+    R Y(ys, ty.dt, ty.es, false), W(ys, ty.dt, ty.es, false);
+    int64_t outer = 1, inner = ty.es;
+    for (int d = 0; d < axis; ++d) outer *= ds[d];
+    for (int d = axis + 1; d < r; ++d) inner *= ds[d];
+    for (int64_t o = 0, pos = 0; o < outer; ++o)
+      for (int64_t k = 0; k < I.numel(); ++k, pos += inner) {
+        int64_t v = iv[k] < 0 ? iv[k] + ds[axis] : iv[k];
+        std::memcpy(&W.b[pos], &D.b[(o * ds[axis] + v) * inner], inner);
+      }
+    Call c;
+    c.in = {D.t(), I.t()};
+    c.out = {Y.t()};
+    c.ip = {axis};
+    c.threads = (int)ri(1, 4);
+    CHECK(c.run("gather") == 0, "gather: %s", c.err);
+    CHECK(Y.b == W.b, "gather rank %d axis %d dtype %d differs", r, axis, ty.dt);
+  }
+  // argument errors
+  {
+    R X({2, 3}, ODC_FLOAT32, 4), Y({3, 2}, ODC_FLOAT32, 4, false), Yi({3, 2}, ODC_INT64, 8, false);
+    R Ybad({3, 3}, ODC_FLOAT32, 4, false);
+    auto mk = [&](R& y, std::vector<int64_t> ip) {
+      Call c;
+      c.in = {X.t()};
+      c.out = {y.t()};
+      c.ip = ip;
+      return c;
+    };
+    { Call c = mk(Y, {1, 0}); CHECK(c.run("transpose") == 0, "transpose baseline: %s", c.err); }
+    { Call c = mk(Y, {0, 0}); expect_error("transpose not a perm", c, "transpose"); }
+    { Call c = mk(Y, {1}); expect_error("transpose perm length", c, "transpose"); }
+    { Call c = mk(Ybad, {1, 0}); expect_error("transpose shape", c, "transpose"); }
+    { Call c = mk(Yi, {1, 0}); expect_error("transpose dtype", c, "transpose"); }
+    { Call c = mk(Ybad, {}); expect_error("copy numel", c, "copy"); }
+    { Call c = mk(Y, {}); c.fp = {1.0}; expect_error("copy fparams", c, "copy"); }
+    { Call c = mk(Y, {0}); expect_error("concat shape", c, "concat"); }
+    { Call c = mk(Y, {2}); expect_error("concat axis", c, "concat"); }
+    { Call c = mk(Y, {0}); expect_error("split shape", c, "split"); }
+    R S({1, 2}, ODC_FLOAT32, 4, false);
+    { Call c = mk(S, {0, 0, 1, 2, 1, 1}); CHECK(c.run("slice") == 0, "slice ok: %s", c.err); }
+    { Call c = mk(S, {0, 0, 1, 2, 1, 0}); expect_error("slice step 0", c, "slice"); }
+    { Call c = mk(S, {0, 2, 1, 4, 1, 1}); expect_error("slice out of range", c, "slice"); }
+    { Call c = mk(S, {0, 0, 1, 3, 1, 1}); expect_error("slice count", c, "slice"); }
+    R I({2}, ODC_INT64, 8, false), G({2, 2}, ODC_FLOAT32, 4, false);
+    int64_t bad[2] = {0, 5};
+    std::memcpy(I.b.data(), bad, 16);
+    Call c;
+    c.in = {X.t(), I.t()};
+    c.out = {G.t()};
+    c.ip = {1};
+    expect_error("gather index range", c, "gather");
+    c.in[1].dtype = ODC_FLOAT32;
+    expect_error("gather index dtype", c, "gather");
+    R Xs({2, 3}, 8 /* string */, 8);
+    Call d;
+    d.in = {Xs.t()};
+    d.out = {Xs.t()};
+    expect_error("copy unsupported dtype", d, "copy");
+  }
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -953,7 +1218,8 @@ int main(int argc, char** argv) {
                {"conv_transpose", test_conv_transpose}, {"pool", test_pool},
                {"softmax", test_softmax},   {"layer_norm", test_layer_norm},
                {"resize", test_resize},     {"binary", test_binary},
-               {"unary", test_unary},       {"errors", test_errors},
+               {"unary", test_unary},       {"movement", test_movement},
+               {"errors", test_errors},
                {"registry+threads", test_registry_and_threads}};
   for (auto& t : tests) {
     const int f0 = g_failures, c0 = g_checks;
