@@ -99,7 +99,8 @@ inline int threads_for(int64_t work, int64_t grain, int max_threads) {
   return (int)t;
 }
 
-// Per-thread scratch (64-byte aligned, grown on demand, kept for the thread's lifetime).
+// Per-thread scratch (64-byte aligned, grown on demand, kept for the thread's lifetime); slots
+// 0..4 (0, 1 GEMM packing, 2 conv, 3 norm / resize, 4 eltwise_program).
 float* thread_scratch(int slot, int64_t nfloats);
 
 // ---------------------------------------------------------------- GEMM
@@ -155,6 +156,7 @@ int parse_act(int64_t code, const char* what, Err& e);
   X(resize_bilinear_f32)      \
   X(binary_f32)               \
   X(unary_f32)                \
+  X(eltwise_program_f32)      \
   X(copy)                     \
   X(transpose)                \
   X(slice)                    \

@@ -441,8 +441,12 @@ def _bind_eltwise_group(group: FusionGroup) -> KernelBinding:
     out = group.outputs[0]
     if len(nodes) == 2 and nodes[0].op in BINARY_OPS and len(nodes[0].inputs) == 2:
         first, second = nodes
+        act = (-1, 0.0, 0.0)
         if second.inputs and second.inputs[0] is first.outputs[0]:
-            act = _unary_act("binary_f32", second)
+            try:
+                act = _unary_act("binary_f32", second)
+            except Reject:
+                pass  # a second binary op: the program below takes it
             if act[0] in range(0, 11) or act[0] == 17:
                 a, b = first.inputs
                 _require_f32("binary_f32", [a, b, out])
@@ -467,7 +471,152 @@ def _bind_eltwise_group(group: FusionGroup) -> KernelBinding:
         ):
             _require_f32("unary_f32", [x, out])
             return _builtin("unary_f32", [x], [out], [ACT_HARDSWISH], [0.0, 0.0])
-    raise Reject("native", f"no fused elementwise kernel for {group.pattern}")
+    return _bind_program(group)
+
+
+# -- eltwise_program_f32: an elementwise DAG as a register program (params.md) ------------------
+
+PROG_BINARY = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Max": 4, "Min": 5, "Pow": 6}
+PROG_UNARY = {"Neg": 8, "Abs": 9, "Exp": 10, "Log": 11, "Sqrt": 12, "Reciprocal": 13, "Erf": 14,
+              "Tanh": 15, "Sigmoid": 16, "Relu": 17}  # fmt: skip
+PROG_COPY, PROG_CLIP = 7, 18
+PROG_VARIADIC = {"Max": 4, "Min": 5, "Sum": 0}
+_PROG_MAX_REGS = 64
+_PROG_MAX_INPUTS = 64
+_KIND_INPUT, _KIND_IMM = 1 << 24, 2 << 24
+
+
+def _bind_program(group: FusionGroup) -> KernelBinding:
+    """An elementwise group as an ``eltwise_program_f32`` program, or Reject."""
+    entry = "eltwise_program_f32"
+    nodes = group.nodes
+    out = group.outputs[0]
+    if len(group.outputs) != 1 or out is None or out is not nodes[-1].outputs[0]:
+        raise Reject(entry, "one output, the last node's, expected")
+    out_shape = _shape(out)
+    if len(out_shape) > 8:
+        raise Reject(entry, "rank > 8")
+    for node in nodes:
+        if node.domain not in ("", "ai.onnx", None):
+            raise Reject(entry, f"domain '{node.domain}'")
+        if len(node.outputs) != 1 or _dtype(node.outputs[0]) != "float32":
+            raise Reject(entry, f"{node.op} '{node.name}' does not produce one float32 output")
+        if _shape(node.outputs[0]) != out_shape:
+            raise Reject(entry, f"'{node.outputs[0].name}' does not have the output's shape")
+    inside = {id(n.outputs[0]) for n in nodes}
+    fparams: list[float] = []
+    inputs: list[Value] = []
+    operand_of: dict[int, int] = {}
+
+    def immediate(x: float) -> int:
+        fparams.append(float(x))
+        return _KIND_IMM + len(fparams) - 1
+
+    def external(v: Value, any_dtype: bool = False) -> int:
+        """The operand of an external value: a finite scalar constant becomes an immediate."""
+        if id(v) in operand_of:
+            return operand_of[id(v)]
+        array = ir.const_value(v)
+        if (
+            array is not None
+            and array.size == 1
+            and (any_dtype or _dtype(v) == "float32")
+            and np.isfinite(array).all()
+        ):
+            code = immediate(float(np.asarray(array, dtype=np.float64).reshape(-1)[0]))
+        else:
+            _require_f32(entry, [v])
+            shape = _shape(v)
+            if len(shape) > len(out_shape) or any(
+                d != 1 and d != o for d, o in zip(reversed(shape), reversed(out_shape))
+            ):
+                raise Reject(entry, f"'{v.name}' {list(shape)} does not broadcast to the output")
+            inputs.append(v)
+            code = _KIND_INPUT + len(inputs) - 1
+        operand_of[id(v)] = code
+        return code
+
+    last_use: dict[int, int] = {}
+    for k, node in enumerate(nodes):
+        for v in node.inputs:
+            if not ir.is_empty(v):
+                last_use[id(v)] = k
+    free = list(range(_PROG_MAX_REGS))
+    used = 0
+    code: list[int] = []
+    for k, node in enumerate(nodes):
+        op = node.op
+        ins = [v for v in node.inputs if not ir.is_empty(v)]
+
+        def src(v: Value, any_dtype: bool = False) -> int:
+            if id(v) in inside:
+                if id(v) not in operand_of:
+                    raise Reject(entry, f"'{v.name}' is read before it is computed")
+                return operand_of[id(v)]
+            return external(v, any_dtype)
+
+        instrs: list[tuple[int, int, int]] = []  # (op, a, b); dst filled in below
+        if op in PROG_BINARY and len(ins) == 2 and len(node.inputs) == 2:
+            a = src(ins[0])
+            b = src(ins[1], any_dtype=op == "Pow")
+            if op == "Pow" and b >= _KIND_IMM and fparams[b - _KIND_IMM] == 2.0:
+                instrs.append((2, a, a))
+            elif op == "Pow" and b >= _KIND_IMM and fparams[b - _KIND_IMM] == 1.0:
+                instrs.append((PROG_COPY, a, 0))
+            else:
+                instrs.append((PROG_BINARY[op], a, b))
+        elif op in PROG_VARIADIC and len(ins) == len(node.inputs) >= 1:
+            srcs = [src(v) for v in ins]
+            if len(srcs) == 1:
+                instrs.append((PROG_COPY, srcs[0], 0))
+            for i, b in enumerate(srcs[1:]):
+                instrs.append((PROG_VARIADIC[op], srcs[0] if i == 0 else -1, b))
+        elif op in PROG_UNARY and len(ins) == 1:
+            instrs.append((PROG_UNARY[op], src(ins[0]), 0))
+        elif op == "Clip" and ins and not ir.is_empty(node.inputs[0]):
+            lo, hi = _clip_bounds(entry, node)
+            a = src(node.inputs[0])
+            j = immediate(lo)
+            immediate(hi)
+            instrs.append((PROG_CLIP, a, j))
+        elif op == "Cast" and len(ins) == 1:
+            if ir.attr_int(node, "to", 0) != 1 or _dtype(ins[0]) != "float32":
+                raise Reject(entry, f"Cast '{node.name}': only float32 -> float32")
+            instrs.append((PROG_COPY, src(ins[0]), 0))
+        else:
+            raise Reject(entry, f"{op} '{node.name}' has no program op")
+
+        def release(ins: list[Value] = ins, k: int = k) -> None:
+            for v in ins:
+                if id(v) in inside and last_use.get(id(v)) == k:
+                    r = operand_of[id(v)]
+                    if r < _KIND_INPUT and r not in free:
+                        free.append(r)
+                        free.sort()
+
+        if len(instrs) == 1:
+            release()
+        if not free:
+            raise Reject(entry, f"more than {_PROG_MAX_REGS} live values")
+        dst = free.pop(0)
+        if len(instrs) > 1:
+            release()
+        used = max(used, dst + 1)
+        for o, a, b in instrs:
+            code += [o, dst, dst if a == -1 else a, b]
+        operand_of[id(node.outputs[0])] = dst
+    if len(inputs) > _PROG_MAX_INPUTS:
+        raise Reject(entry, f"more than {_PROG_MAX_INPUTS} inputs")
+    if not inputs:
+        raise Reject(entry, "no tensor input (a constant group)")
+    result = operand_of[id(out)]
+    iparams = [used, len(code) // 4, result, *code]
+    return _builtin(entry, list(inputs), [out], iparams, fparams)
+
+
+def _bind_single_program(graph: Graph, group: FusionGroup, node: Node, opset: int) -> KernelBinding:
+    """A lone elementwise op with no kernel of its own (Pow, Log, Sum) as a one-op program."""
+    return _bind_program(group)
 
 
 def _bind_anchor_single(graph: Graph, group: FusionGroup, node: Node, opset: int) -> KernelBinding:
@@ -790,6 +939,7 @@ _SINGLE = {
     "Slice": _bind_slice,
     "Gather": _bind_gather,
     **{op: _bind_binary for op in BINARY_OPS},
+    **{op: _bind_single_program for op in ["Pow", "Log", "Sum"]},
     **{op: _bind_unary for op in ["Relu", "Sigmoid", "HardSwish", "Gelu", "LeakyRelu",
                                   "HardSigmoid", "Clip", "Tanh", "Elu", *UNARY_ACTS]},
 }  # fmt: skip

@@ -195,3 +195,68 @@ def test_zoo_model_compiles_and_matches(name: str, tmp_path: Path) -> None:
     assert sum(not r.fallback for r in report.steps) > 0
     feeds = zoo.sample_inputs(entry, 0, dims)
     _check_against_ort(str(root / entry["file"]), tmp_path / name, feeds)
+
+
+def _eltwise_chains() -> onnx.ModelProto:
+    """Elementwise chains no fixed native pattern covers: they run as eltwise_program_f32."""
+    rng = np.random.default_rng(3)
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"], name="matmul"),
+        # erf GELU
+        helper.make_node("Div", ["m", "sqrt2"], ["g0"], name="g_div"),
+        helper.make_node("Erf", ["g0"], ["g1"], name="g_erf"),
+        helper.make_node("Add", ["g1", "one"], ["g2"], name="g_add"),
+        helper.make_node("Mul", ["m", "g2"], ["g3"], name="g_mul"),
+        helper.make_node("Mul", ["g3", "half"], ["g"], name="g_mul2"),
+        helper.make_node("MatMul", ["g", "w2"], ["h"], name="matmul2"),
+        # broadcasting over [N, 5, 6]: (h - mean[6]) / sqrt(var[5,1] + eps), clip, exp, pow
+        helper.make_node("Sub", ["h", "mean"], ["s0"], name="s_sub"),
+        helper.make_node("Add", ["var", "eps"], ["s1"], name="s_add"),
+        helper.make_node("Sqrt", ["s1"], ["s2"], name="s_sqrt"),
+        helper.make_node("Div", ["s0", "s2"], ["s3"], name="s_div"),
+        helper.make_node("Clip", ["s3", "lo", "hi"], ["s4"], name="s_clip"),
+        helper.make_node("Exp", ["s4"], ["s5"], name="s_exp"),
+        helper.make_node("Pow", ["s5", "two"], ["s6"], name="s_pow"),
+        helper.make_node("Max", ["s6", "h", "mean"], ["s7"], name="s_max"),
+        helper.make_node("Sigmoid", ["s7"], ["s8"], name="s_sig"),
+        helper.make_node("Mul", ["s8", "h"], ["y"], name="s_mul"),
+    ]
+    f32 = np.float32
+    weights = {
+        "w": _rand(rng, 4, 6), "w2": _rand(rng, 6, 6), "sqrt2": np.array(1.4142135, f32),
+        "one": np.array(1.0, f32), "half": np.array([0.5], f32), "mean": _rand(rng, 6),
+        "var": np.abs(_rand(rng, 5, 1)), "eps": np.array(1e-5, f32),
+        "lo": np.array(-2.0, f32), "hi": np.array(2.0, f32), "two": np.array(2.0, f32),
+    }  # fmt: skip
+    return make_model(
+        nodes, [("x", FLOAT, ["N", 5, 4])], [("y", FLOAT, ["N", 5, 6])], weights, opset=13
+    )
+
+
+def test_eltwise_chains_run_as_programs(tmp_path: Path) -> None:
+    report = _compile(_eltwise_chains(), tmp_path / "m", {"x": [2, 5, 4]})
+    assert not report.fallbacks, report.fallbacks
+    kernels = [row.kernel for row in report.steps]
+    assert kernels.count("native.eltwise_program_f32") >= 2, kernels
+    x = _rand(np.random.default_rng(9), 2, 5, 4)
+    _check_against_ort(_eltwise_chains(), tmp_path / "m", {"x": x})
+
+
+def test_eltwise_program_rejects_integer_cast(tmp_path: Path) -> None:
+    nodes = [
+        helper.make_node("Cast", ["mask"], ["c"], to=1, name="cast"),
+        helper.make_node("Sub", ["one", "c"], ["s"], name="sub"),
+        helper.make_node("Mul", ["s", "big"], ["m"], name="mul"),
+        helper.make_node("Add", ["x", "m"], ["y"], name="add"),
+    ]
+    weights = {"one": np.array(1.0, np.float32), "big": np.array(-1e4, np.float32)}
+    proto = make_model(
+        nodes, [("x", FLOAT, ["N", 6]), ("mask", onnx.TensorProto.INT64, ["N", 6])],
+        [("y", FLOAT, ["N", 6])], weights, opset=13,
+    )  # fmt: skip
+    report = _compile(proto, tmp_path / "m", {"x": [2, 6], "mask": [2, 6]})
+    assert any(r.fallback for r in report.steps)
+    assert any("float32 -> float32" in f["reason"] for f in report.fallbacks), report.fallbacks
+    x = _rand(np.random.default_rng(10), 2, 6)
+    mask = np.array([[1, 0, 1, 1, 0, 0], [0, 0, 1, 1, 1, 0]], np.int64)
+    _check_against_ort(proto, tmp_path / "m", {"x": x, "mask": mask})

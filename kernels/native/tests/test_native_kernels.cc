@@ -725,6 +725,144 @@ void test_binary() {
     }
 }
 
+void expect_error(const char* what, Call& c, const char* kernel);
+
+// eltwise_program_f32 against a double-precision interpreter of the same program
+int64_t preg(int64_t i) { return i; }
+int64_t pin(int64_t i) { return (int64_t(1) << 24) + i; }
+int64_t pimm(int64_t i) { return (int64_t(2) << 24) + i; }
+double ref_prog(int op, double x, double y, double lo, double hi) {
+  switch (op) {
+    case 0: return x + y;
+    case 1: return x - y;
+    case 2: return x * y;
+    case 3: return x / y;
+    case 4: return std::max(x, y);
+    case 5: return std::min(x, y);
+    case 6: return std::pow(x, y);
+    case 7: return x;
+    case 8: return -x;
+    case 9: return std::fabs(x);
+    case 10: return std::exp(x);
+    case 11: return std::log(x);
+    case 12: return std::sqrt(x);
+    case 13: return 1.0 / x;
+    case 14: return std::erf(x);
+    case 15: return std::tanh(x);
+    case 16: return 1.0 / (1.0 + std::exp(-x));
+    case 17: return x > 0 ? x : 0.0;
+    default: return std::min(std::max(x, lo), hi);
+  }
+}
+void test_program() {
+  struct Prog {
+    const char* name;
+    std::vector<std::vector<int64_t>> ins;
+    std::vector<int64_t> y;
+    int nregs, result;
+    std::vector<std::vector<int64_t>> code;  // op, dst, a, b
+    std::vector<double> imm;
+    float lo, hi;  // input range
+  };
+  const double s2 = std::sqrt(2.0);
+  std::vector<Prog> progs = {
+      {"gelu_erf", {{3, 1001}}, {3, 1001}, 2, 0,
+       {{3, 0, pin(0), pimm(0)}, {14, 0, preg(0), 0}, {0, 0, preg(0), pimm(1)},
+        {2, 0, pin(0), preg(0)}, {2, 0, preg(0), pimm(2)}},
+       {s2, 1.0, 0.5}, -4.f, 4.f},
+      {"broadcast mix", {{2, 16, 7, 9}, {16, 1, 1}, {9}, {}}, {2, 16, 7, 9}, 3, 2,
+       {{1, 0, pin(0), pin(1)}, {2, 0, preg(0), pin(2)}, {18, 1, preg(0), pimm(0)},
+        {4, 1, preg(1), pin(1)}, {16, 2, preg(1), 0}, {9, 0, pin(0), 0},
+        {0, 0, preg(0), pin(3)}, {6, 0, preg(0), pin(2)}, {11, 0, preg(0), 0},
+        {5, 0, preg(0), pimm(2)}, {0, 2, preg(2), preg(0)}},
+       {-0.5, 0.5, 1.5}, 0.1f, 1.f},
+      {"unaries", {{5, 1}, {1, 300}}, {5, 300}, 4, 3,
+       {{2, 0, pin(0), pin(1)}, {8, 1, preg(0), 0}, {10, 1, preg(1), 0}, {17, 2, preg(0), 0},
+        {7, 2, preg(2), 0}, {12, 2, preg(2), 0}, {15, 3, preg(1), 0}, {0, 1, preg(2), pimm(0)},
+        {13, 1, preg(1), 0}, {0, 3, preg(3), preg(1)}, {1, 3, preg(3), pin(1)},
+        {3, 3, preg(3), pin(0)}, {14, 0, pin(1), 0}, {2, 3, preg(3), preg(0)}},
+       {1.0}, 0.2f, 2.f},
+      {"scalar broadcast unary", {{}, {4, 600}}, {4, 600}, 2, 1,
+       {{10, 0, pin(0), 0}, {2, 1, preg(0), pin(1)}, {10, 1, pin(0), 0}, {9, 0, pin(0), 0},
+        {1, 1, preg(1), preg(0)}, {18, 1, preg(1), pimm(0)}},
+       {-1e30, 0.25}, -1.f, 1.f},
+      {"rank 0", {{}, {}}, {}, 1, 0, {{3, 0, pin(0), pin(1)}, {16, 0, preg(0), 0}}, {}, 0.5f, 1.f},
+      {"big", {{64, 3000}, {3000}}, {64, 3000}, 1, 0,
+       {{2, 0, pin(0), pin(1)}, {15, 0, preg(0), 0}}, {}, -2.f, 2.f},
+  };
+  for (const Prog& p : progs) {
+    for (int threads : {1, 3}) {
+      std::vector<T> X;
+      for (auto& s : p.ins) X.emplace_back(s, true, p.lo, p.hi);
+      T Y(p.y, false);
+      Call c;
+      for (auto& x : X) c.in.push_back(x.t());
+      c.out = {Y.t()};
+      c.ip = {p.nregs, (int64_t)p.code.size(), p.result};
+      for (auto& q : p.code) c.ip.insert(c.ip.end(), q.begin(), q.end());
+      c.fp = p.imm;
+      c.threads = threads;
+      int rc = c.run("eltwise_program_f32");
+      CHECK(rc == 0, "program %s rc=%d %s", p.name, rc, c.err);
+      const int r = (int)p.y.size();
+      std::vector<double> ref((size_t)Y.numel());
+      for (int64_t i = 0; i < Y.numel(); ++i) {
+        std::vector<double> in(X.size());
+        for (size_t k = 0; k < X.size(); ++k) {
+          int64_t rem = i, off = 0, st = 1;
+          const int rk = (int)p.ins[k].size();
+          for (int d = r - 1; d >= 0; --d) {
+            const int64_t idx = rem % p.y[d];
+            rem /= p.y[d];
+            const int dk = d - (r - rk);
+            const int64_t kd = dk >= 0 ? p.ins[k][dk] : 1;
+            off += (kd == 1 ? 0 : idx) * st;
+            st *= kd;
+          }
+          in[k] = X[k].v[(size_t)off];
+        }
+        std::vector<double> reg((size_t)p.nregs, 0.0);
+        auto val = [&](int64_t x) {
+          const int64_t kind = x >> 24, idx = x & ((1 << 24) - 1);
+          return kind == 0 ? reg[(size_t)idx] : kind == 1 ? in[(size_t)idx] : p.imm[(size_t)idx];
+        };
+        for (auto& q : p.code) {
+          const int op = (int)q[0];
+          const double x = val(q[2]);
+          double y = 0, lo = 0, hi = 0;
+          if (op <= 6) y = val(q[3]);
+          if (op == 18) lo = p.imm[(size_t)(q[3] & 0xffffff)], hi = p.imm[(size_t)(q[3] & 0xffffff) + 1];
+          reg[(size_t)q[1]] = ref_prog(op, x, y, lo, hi);
+        }
+        ref[(size_t)i] = reg[(size_t)p.result];
+      }
+      char what[100];
+      std::snprintf(what, sizeof what, "program %s threads %d", p.name, threads);
+      close_all(what, Y.v, ref, 2e-6, 2e-5);
+    }
+  }
+  // bad programs
+  T A({4, 5}), B({3}), Y({4, 5}, false);
+  Call c;
+  c.in = {A.t()};
+  c.out = {Y.t()};
+  c.ip = {1, 1, 0, 0, 0, preg(0), pin(0)};
+  expect_error("program reads an unwritten register", c, "eltwise_program_f32");
+  c.ip = {1, 1, 0, 19, 0, pin(0), 0};
+  expect_error("program op code", c, "eltwise_program_f32");
+  c.ip = {1, 1, 0, 0, 0, pin(0), pin(1)};
+  expect_error("program input index", c, "eltwise_program_f32");
+  c.ip = {1, 1, 0, 18, 0, pin(0), pimm(0)};
+  c.fp = {0.0};
+  expect_error("program clip bounds", c, "eltwise_program_f32");
+  c.fp = {};
+  c.ip = {1, 2, 0, 0, 0, pin(0), pin(0)};
+  expect_error("program iparam count", c, "eltwise_program_f32");
+  c.in = {B.t()};
+  c.ip = {1, 1, 0, 0, 0, pin(0), pin(0)};
+  expect_error("program broadcast mismatch", c, "eltwise_program_f32");
+}
+
 void test_unary() {
   for (int act = 0; act < kActs; ++act) {
     const bool pos = act == 14 || act == 15;
@@ -898,7 +1036,7 @@ void test_errors() {
 void test_registry_and_threads() {
   int32_t n = 0;
   const odc_builtin* t = odc_native_kernels(&n);
-  CHECK(n == 19, "kernel count %d", n);
+  CHECK(n == 20, "kernel count %d", n);
   for (int i = 0; i < n; ++i) {
     CHECK(t[i].fn != nullptr && t[i].name != nullptr, "entry %d", i);
     for (int j = 0; j < i; ++j) CHECK(std::strcmp(t[i].name, t[j].name), "duplicate %s", t[i].name);
@@ -1218,7 +1356,7 @@ int main(int argc, char** argv) {
                {"conv_transpose", test_conv_transpose}, {"pool", test_pool},
                {"softmax", test_softmax},   {"layer_norm", test_layer_norm},
                {"resize", test_resize},     {"binary", test_binary},
-               {"unary", test_unary},       {"movement", test_movement},
+               {"unary", test_unary},       {"program", test_program},       {"movement", test_movement},
                {"errors", test_errors},
                {"registry+threads", test_registry_and_threads}};
   for (auto& t : tests) {
