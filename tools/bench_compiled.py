@@ -55,6 +55,7 @@ from tools.benchlib import (  # noqa: E402
     make_session,
     max_abs_error,
     measure_latency,
+    zoo_entries,
 )
 
 THREADS = 2
@@ -412,15 +413,7 @@ def run_bench(
     profile_iterations: int,
     work_dir: Path | None = None,
 ) -> dict[str, Any]:
-    from tools.zoo import load_index
-
-    entries = load_index(zoo)
-    if names:
-        known = {e["name"] for e in entries}
-        missing = [n for n in names if n not in known]
-        if missing:
-            raise KeyError(f"not in {zoo}/zoo.json: {', '.join(missing)}")
-        entries = [e for e in entries if e["name"] in names]
+    entries = zoo_entries(zoo, names)
     info = machine_info()
     models = []
     with contextlib.ExitStack() as stack:

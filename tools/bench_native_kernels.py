@@ -68,8 +68,10 @@ def machine() -> str:
                 flags = " ".join(x for x in ("avx2", "fma", "avx512f") if x in f)
     except OSError:
         pass
-    return (f"{cpu}; {os.cpu_count()} logical CPUs; flags {flags}; {platform.platform()}; "
-            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    return (
+        f"{cpu}; {os.cpu_count()} logical CPUs; flags {flags}; {platform.platform()}; "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def find_or_build_lib(lib: str | None, build_dir: Path) -> Path:
@@ -79,12 +81,33 @@ def find_or_build_lib(lib: str | None, build_dir: Path) -> Path:
     if not cand.exists():
         print(f"building {cand} ...", flush=True)
         subprocess.run(
-            ["cmake", "-S", str(REPO), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
-             "-DSKBUILD_PROJECT_NAME=onnx_deploy", "-DSKBUILD_PROJECT_VERSION=0.1.0"],
-            check=True, stdout=subprocess.DEVNULL)
+            [
+                "cmake",
+                "-S",
+                str(REPO),
+                "-B",
+                str(build_dir),
+                "-DCMAKE_BUILD_TYPE=Release",
+                "-DSKBUILD_PROJECT_NAME=onnx_deploy",
+                "-DSKBUILD_PROJECT_VERSION=0.1.0",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     # always (re)build the target: cheap when up to date
-    subprocess.run(["cmake", "--build", str(build_dir), "--target", "odc_native_kernels_shared",
-                    "-j", str(os.cpu_count() or 2)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            "cmake",
+            "--build",
+            str(build_dir),
+            "--target",
+            "odc_native_kernels_shared",
+            "-j",
+            str(os.cpu_count() or 2),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return cand
 
 
@@ -97,21 +120,36 @@ def run_one(args: argparse.Namespace, threads: int) -> None:
     lib = ctypes.CDLL(str(find_or_build_lib(args.lib, Path(args.build_dir))))
 
     class Tensor(ctypes.Structure):
-        _fields_ = [("data", ctypes.c_void_p), ("dtype", ctypes.c_int32),
-                    ("ndim", ctypes.c_int32), ("shape", ctypes.POINTER(ctypes.c_int64)),
-                    ("strides", ctypes.POINTER(ctypes.c_int64)),
-                    ("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+        _fields_ = [
+            ("data", ctypes.c_void_p),
+            ("dtype", ctypes.c_int32),
+            ("ndim", ctypes.c_int32),
+            ("shape", ctypes.POINTER(ctypes.c_int64)),
+            ("strides", ctypes.POINTER(ctypes.c_int64)),
+            ("device_type", ctypes.c_int32),
+            ("device_id", ctypes.c_int32),
+        ]
 
     class Args(ctypes.Structure):
-        _fields_ = [("inputs", ctypes.POINTER(Tensor)), ("num_inputs", ctypes.c_int32),
-                    ("outputs", ctypes.POINTER(Tensor)), ("num_outputs", ctypes.c_int32),
-                    ("iparams", ctypes.POINTER(ctypes.c_int64)), ("num_iparams", ctypes.c_int32),
-                    ("fparams", ctypes.POINTER(ctypes.c_double)), ("num_fparams", ctypes.c_int32),
-                    ("workspace", ctypes.c_void_p), ("workspace_size", ctypes.c_int64),
-                    ("stream", ctypes.c_void_p), ("num_threads", ctypes.c_int32)]
+        _fields_ = [
+            ("inputs", ctypes.POINTER(Tensor)),
+            ("num_inputs", ctypes.c_int32),
+            ("outputs", ctypes.POINTER(Tensor)),
+            ("num_outputs", ctypes.c_int32),
+            ("iparams", ctypes.POINTER(ctypes.c_int64)),
+            ("num_iparams", ctypes.c_int32),
+            ("fparams", ctypes.POINTER(ctypes.c_double)),
+            ("num_fparams", ctypes.c_int32),
+            ("workspace", ctypes.c_void_p),
+            ("workspace_size", ctypes.c_int64),
+            ("stream", ctypes.c_void_p),
+            ("num_threads", ctypes.c_int32),
+        ]
 
     lib.odc_native_isa.restype = ctypes.c_char_p
-    fn_type = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(Args), ctypes.c_char_p, ctypes.c_int64)
+    fn_type = ctypes.CFUNCTYPE(
+        ctypes.c_int32, ctypes.POINTER(Args), ctypes.c_char_p, ctypes.c_int64
+    )
     lib.odc_native_kernels.restype = ctypes.c_void_p
     kernels = {}
 
@@ -137,7 +175,9 @@ def run_one(args: argparse.Namespace, threads: int) -> None:
         o_arr = (Tensor * len(outs))(*[tensor(a) for a in outs])
         ipa = (ctypes.c_int64 * max(len(ip), 1))(*ip)
         fpa = (ctypes.c_double * max(len(fp), 1))(*fp)
-        a = Args(i_arr, len(ins), o_arr, len(outs), ipa, len(ip), fpa, len(fp), None, 0, None, threads)
+        a = Args(
+            i_arr, len(ins), o_arr, len(outs), ipa, len(ip), fpa, len(fp), None, 0, None, threads
+        )
         keep.extend([i_arr, o_arr, ipa, fpa, a])
         err = ctypes.create_string_buffer(512)
         fn = kernels[name]
@@ -146,6 +186,7 @@ def run_one(args: argparse.Namespace, threads: int) -> None:
             rc = fn(ctypes.byref(a), err, 512)
             if rc:
                 raise RuntimeError(err.value.decode())
+
         return call
 
     def bench(f_ours, f_np, flops):
@@ -169,9 +210,11 @@ def run_one(args: argparse.Namespace, threads: int) -> None:
         return mo, mn, flops / mo / 1e9, flops / mn / 1e9
 
     rng = np.random.default_rng(0)
-    print(f"\n== {threads} thread(s); native ISA {lib.odc_native_isa().decode()}; "
-          f"numpy {np.__version__} (OpenBLAS, OPENBLAS_NUM_THREADS={threads}, "
-          f"OPENBLAS_THREAD_TIMEOUT={os.environ['OPENBLAS_THREAD_TIMEOUT']})")
+    print(
+        f"\n== {threads} thread(s); native ISA {lib.odc_native_isa().decode()}; "
+        f"numpy {np.__version__} (OpenBLAS, OPENBLAS_NUM_THREADS={threads}, "
+        f"OPENBLAS_THREAD_TIMEOUT={os.environ['OPENBLAS_THREAD_TIMEOUT']})"
+    )
     hdr = f"{'case':34s} {'native ms':>10s} {'numpy ms':>10s} {'native GF/s':>12s} {'numpy GF/s':>11s} {'ratio':>6s}"
     gemms = GEMMS
     if args.gemm:
@@ -193,8 +236,10 @@ def run_one(args: argparse.Namespace, threads: int) -> None:
             numpy_f()
             err = float(np.max(np.abs(Y - Yn)) / (np.max(np.abs(Yn)) + 1e-30))
             mo, mn, go, gn = bench(ours, numpy_f, 2.0 * M * N * K)
-            print(f"{'gemm ' + name:34s} {mo*1e3:10.3f} {mn*1e3:10.3f} {go:12.1f} {gn:11.1f} {mn/mo:6.2f}"
-                  f"   (rel err {err:.1e})")
+            print(
+                f"{'gemm ' + name:34s} {mo * 1e3:10.3f} {mn * 1e3:10.3f} {go:12.1f} {gn:11.1f} {mn / mo:6.2f}"
+                f"   (rel err {err:.1e})"
+            )
     if args.only in (None, "conv"):
         print(hdr)
         for name, C, H, W, Co, k, s, p, g in CONVS:
@@ -216,7 +261,9 @@ def run_one(args: argparse.Namespace, threads: int) -> None:
                     else:
                         win = np.lib.stride_tricks.sliding_window_view(Xp, (k, k), axis=(1, 2))
                         win = win[:, ::s, ::s][:, :OH, :OW]  # C, OH, OW, k, k
-                        cols = np.ascontiguousarray(win.transpose(0, 3, 4, 1, 2)).reshape(-1, OH * OW)
+                        cols = np.ascontiguousarray(win.transpose(0, 3, 4, 1, 2)).reshape(
+                            -1, OH * OW
+                        )
                     y = W2 @ cols
                     y += Bs[:, None]
                     return np.maximum(y, 0, out=y)
@@ -226,16 +273,22 @@ def run_one(args: argparse.Namespace, threads: int) -> None:
                     y = np.zeros((Xp.shape[0], OH, OW), np.float32)
                     for ky in range(k):
                         for kx in range(k):
-                            y += Wt[:, 0, ky, kx][:, None, None] * Xp[:, ky:ky + s * OH:s, kx:kx + s * OW:s]
+                            y += (
+                                Wt[:, 0, ky, kx][:, None, None]
+                                * Xp[:, ky : ky + s * OH : s, kx : kx + s * OW : s]
+                            )
                     y += Bs[:, None, None]
                     return np.maximum(y, 0, out=y)
+
             ours()
             ref = numpy_f().reshape(Y.shape)
             err = float(np.max(np.abs(Y - ref)) / (np.max(np.abs(ref)) + 1e-30))
             flops = 2.0 * Co * OH * OW * (C // g) * k * k
             mo, mn, go, gn = bench(ours, numpy_f, flops)
-            print(f"{'conv ' + name:34s} {mo*1e3:10.3f} {mn*1e3:10.3f} {go:12.1f} {gn:11.1f} {mn/mo:6.2f}"
-                  f"   (rel err {err:.1e})")
+            print(
+                f"{'conv ' + name:34s} {mo * 1e3:10.3f} {mn * 1e3:10.3f} {go:12.1f} {gn:11.1f} {mn / mo:6.2f}"
+                f"   (rel err {err:.1e})"
+            )
 
 
 def main() -> None:
@@ -243,8 +296,13 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     ap.add_argument("--reps", type=int, default=15, help="interleaved samples per case")
     ap.add_argument("--only", choices=["gemm", "conv"], default=None)
-    ap.add_argument("--gemm", action="append", default=None, metavar="M,N,K,TRANS_B",
-                    help="benchmark this GEMM shape instead of the built-in list (repeatable)")
+    ap.add_argument(
+        "--gemm",
+        action="append",
+        default=None,
+        metavar="M,N,K,TRANS_B",
+        help="benchmark this GEMM shape instead of the built-in list (repeatable)",
+    )
     ap.add_argument("--lib", default=None, help="path to libodc_native_kernels.so")
     ap.add_argument("--build-dir", default=str(DEFAULT_BUILD))
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
@@ -255,8 +313,16 @@ def main() -> None:
     print("Machine:", machine())
     find_or_build_lib(args.lib, Path(args.build_dir))  # build once, before the children
     for t in [int(x) for x in args.threads.split(",")]:
-        cmd = [sys.executable, __file__, "--child", str(t), "--reps", str(args.reps),
-               "--build-dir", args.build_dir]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            str(t),
+            "--reps",
+            str(args.reps),
+            "--build-dir",
+            args.build_dir,
+        ]
         if args.lib:
             cmd += ["--lib", args.lib]
         if args.only:

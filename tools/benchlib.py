@@ -220,3 +220,17 @@ def measure_latency(
             st["median_ms"] - ref_stats["median_ms"] <= ref_stats["q3_ms"] - ref_stats["q1_ms"]
         )
     return out
+
+
+def zoo_entries(zoo: Path, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The zoo.json entries of ``zoo``, restricted to ``names`` (every name must exist)."""
+    from tools.zoo import load_index
+
+    entries = load_index(zoo)
+    if names:
+        known = {e["name"] for e in entries}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise KeyError(f"not in {zoo}/zoo.json: {', '.join(missing)}")
+        entries = [e for e in entries if e["name"] in names]
+    return entries

@@ -64,6 +64,7 @@ from tools.benchlib import (  # noqa: E402
     max_abs_error,
     measure_latency,
     op_counts,
+    zoo_entries,
 )
 from tools.compare_report import ORIGINAL, render_markdown, verdicts  # noqa: E402
 
@@ -330,16 +331,8 @@ def run_comparison(
     tool_timeout: float = TOOL_TIMEOUT_S,
 ) -> dict[str, Any]:
     """Compares every contender on the zoo at ``zoo`` (all its models unless ``names``)."""
-    from tools.zoo import load_index
-
     zoo = Path(zoo)
-    entries = load_index(zoo)
-    if names:
-        known = {e["name"] for e in entries}
-        missing = [n for n in names if n not in known]
-        if missing:
-            raise KeyError(f"not in {zoo}/zoo.json: {', '.join(missing)}")
-        entries = [e for e in entries if e["name"] in names]
+    entries = zoo_entries(zoo, names)
     info = machine_info()
     models = []
     with contextlib.ExitStack() as stack:
