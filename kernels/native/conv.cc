@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "internal.h"
+#include "conv.h"
 
 namespace odc_native {
 namespace {
@@ -67,71 +67,6 @@ struct Im2colB : BSource {
   }
 };
 
-struct ConvParams {
-  int64_t sh, sw, pt, pl, pb, pr, dh, dw, group, act, rafter;
-  float act_a, act_b;
-};
-
-int parse_conv_params(const odc_kernel_args* a, ConvParams* p, Err& e) {
-  const int64_t* ip = a->iparams;
-  p->sh = ip[0], p->sw = ip[1], p->pt = ip[2], p->pl = ip[3], p->pb = ip[4], p->pr = ip[5];
-  p->dh = ip[6], p->dw = ip[7], p->group = ip[8];
-  const int64_t lim = int64_t(1) << 30;
-  if (p->sh < 1 || p->sw < 1 || p->sh > lim || p->sw > lim)
-    return e.fail("strides must be >= 1, got [%lld, %lld]", (long long)p->sh, (long long)p->sw);
-  if (p->dh < 1 || p->dw < 1 || p->dh > lim || p->dw > lim)
-    return e.fail("dilations must be >= 1, got [%lld, %lld]", (long long)p->dh, (long long)p->dw);
-  for (int i = 2; i < 6; ++i)
-    if (ip[i] < 0 || ip[i] > lim) return e.fail("pads must be >= 0, got %lld", (long long)ip[i]);
-  if (p->group < 1) return e.fail("group must be >= 1, got %lld", (long long)p->group);
-  return 0;
-}
-
-int parse_epilogue_params(const odc_kernel_args* a, int act_idx, ConvParams* p, Err& e) {
-  p->act = a->iparams[act_idx];
-  p->rafter = a->iparams[act_idx + 1];
-  if (parse_act(p->act, "activation", e)) return 1;
-  if (p->rafter != 0 && p->rafter != 1) return e.fail("residual_after_act must be 0 or 1");
-  p->act_a = (float)a->fparams[0];
-  p->act_b = (float)a->fparams[1];
-  return 0;
-}
-
-// Shared checks for conv2d/depthwise: X [N,C,H,W], W [Co, C/g, KH, KW], B [Co], R = Y shape.
-int conv_views(const odc_kernel_args* a, const ConvParams& p, View* X, View* Wt, View* B, View* R,
-               View* Y, Err& e) {
-  if (get_view(a->inputs[0], "input 0 (X)", 4, 4, false, X, e)) return 1;
-  if (get_view(a->inputs[1], "input 1 (W)", 4, 4, false, Wt, e)) return 1;
-  if (a->num_inputs > 2 && get_view(a->inputs[2], "input 2 (B)", 1, 1, true, B, e)) return 1;
-  if (a->num_inputs > 3 && get_view(a->inputs[3], "input 3 (R)", 4, 4, true, R, e)) return 1;
-  if (get_view(a->outputs[0], "output 0 (Y)", 4, 4, false, Y, e)) return 1;
-  char s1[128], s2[128];
-  const int64_t C = X->shape[1], Co = Wt->shape[0];
-  if (C % p.group || Co % p.group || Wt->shape[1] * p.group != C)
-    return e.fail("X %s and W %s do not fit group=%lld", shape_str(*X, s1, 128),
-                  shape_str(*Wt, s2, 128), (long long)p.group);
-  const int64_t H = X->shape[2], Wd = X->shape[3], KH = Wt->shape[2], KW = Wt->shape[3];
-  const int64_t eh = (KH - 1) * p.dh + 1, ew = (KW - 1) * p.dw + 1;
-  if (KH < 1 || KW < 1) return e.fail("empty kernel W %s", shape_str(*Wt, s1, 128));
-  if (H + p.pt + p.pb < eh || Wd + p.pl + p.pr < ew)
-    return e.fail("kernel (dilated %lldx%lld) larger than padded input %s", (long long)eh,
-                  (long long)ew, shape_str(*X, s1, 128));
-  const int64_t OH = (H + p.pt + p.pb - eh) / p.sh + 1, OW = (Wd + p.pl + p.pr - ew) / p.sw + 1;
-  if (Y->shape[0] != X->shape[0] || Y->shape[1] != Co || Y->shape[2] != OH || Y->shape[3] != OW)
-    return e.fail("output Y %s, expected [%lld, %lld, %lld, %lld]", shape_str(*Y, s1, 128),
-                  (long long)X->shape[0], (long long)Co, (long long)OH, (long long)OW);
-  if (B->data && B->shape[0] != Co)
-    return e.fail("bias B %s, expected [%lld]", shape_str(*B, s1, 128), (long long)Co);
-  if (R->data && !std::equal(R->shape, R->shape + 4, Y->shape))
-    return e.fail("residual R %s must have Y's shape %s", shape_str(*R, s1, 128),
-                  shape_str(*Y, s2, 128));
-  if (check_no_overlap(*Y, "Y", *X, "X", false, e) ||
-      check_no_overlap(*Y, "Y", *Wt, "W", false, e) ||
-      check_no_overlap(*Y, "Y", *B, "B", false, e) || check_no_overlap(*Y, "Y", *R, "R", false, e))
-    return 1;
-  return 0;
-}
-
 }  // namespace
 }  // namespace odc_native
 
@@ -191,49 +126,6 @@ ODC_DEFINE_KERNEL(conv2d_f32) {
     for (int64_t j = 0; j < jobs && ok; ++j) ok = run_job(j, nt);
   }
   if (!ok) return e.fail("out of memory (packing buffers)");
-  return 0;
-}
-
-/* depthwise_conv2d_f32: direct depthwise conv (group == C, Co = C * multiplier)
- * inputs : X [N, C, H, W], W [Co, 1, KH, KW], B [Co] (optional), R [N, Co, OH, OW] (optional)
- * outputs: Y [N, Co, OH, OW]
- * iparams: [stride_h, stride_w, pad_t, pad_l, pad_b, pad_r, dil_h, dil_w, group, act,
- *           residual_after_act]   (group must equal C)
- * fparams: [act_alpha, act_beta]
- * workspace: 0. Fast paths: 3x3 and 5x5 with stride 1, dilation 1 (vectorized interior).
- * Y must not overlap any input. */
-ODC_DEFINE_KERNEL(depthwise_conv2d_f32) {
-  if (check_counts(a, 2, 4, 1, 1, 11, 2, e)) return 1;
-  ConvParams p;
-  if (parse_conv_params(a, &p, e) || parse_epilogue_params(a, 9, &p, e)) return 1;
-  View X, Wt, B, R, Y;
-  if (conv_views(a, p, &X, &Wt, &B, &R, &Y, e)) return 1;
-  const int64_t N = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3];
-  if (p.group != C || Wt.shape[1] != 1)
-    return e.fail("depthwise needs group == C (group=%lld, C=%lld)", (long long)p.group,
-                  (long long)C);
-  if (Y.numel == 0) return 0;
-  const int64_t Co = Wt.shape[0], KH = Wt.shape[2], KW = Wt.shape[3], mult = Co / C;
-  const int64_t OH = Y.shape[2], OW = Y.shape[3], OHW = OH * OW;
-  if (KH > (1 << 20) || KW > (1 << 20)) return e.fail("kernel too large");
-  const RowOps& o = ops();
-  const int64_t planes = N * Co;
-  const int T = threads_for(planes * OHW * KH * KW, 1 << 15, a->num_threads);
-  const bool ok = parallel_run(T, [&](int tid) {
-    int64_t b, en;
-    split_range(planes, T, tid, &b, &en);
-    for (int64_t q = b; q < en; ++q) {
-      const int64_t n = q / Co, oc = q % Co, ic = oc / mult;
-      float* y = Y.data + q * OHW;
-      o.dw_plane(X.data + (n * C + ic) * H * W, H, W, Wt.data + oc * KH * KW, (int)KH, (int)KW,
-                 (int)p.sh, (int)p.sw, (int)p.pt, (int)p.pl, (int)p.dh, (int)p.dw, y, OH, OW);
-      if (B.data || R.data || p.act != ACT_NONE)
-        o.epilogue(y, OHW, 1.f, B.data ? B.data + oc : nullptr, 0, 1.f,
-                   R.data ? R.data + q * OHW : nullptr, (int)p.act, p.act_a, p.act_b,
-                   (int)p.rafter);
-    }
-  });
-  if (!ok) return e.fail("internal error in worker");
   return 0;
 }
 
