@@ -243,8 +243,8 @@ bool parallel_run(int nthreads, const std::function<void(int)>& fn) {
 // ---------------------------------------------------------------- scratch
 namespace {
 struct Scratch {
-  float* p[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};  // slots 0..4
-  int64_t n[5] = {0, 0, 0, 0, 0};
+  float* p[8] = {};  // slots 0..7 (internal.h)
+  int64_t n[8] = {};
   ~Scratch() {
     for (auto q : p) std::free(q);
   }

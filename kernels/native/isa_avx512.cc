@@ -62,13 +62,84 @@ static void ukr(int64_t kc, const float* A, const float* B, float* C, int64_t ld
   else
     ukr_t<0>(kc, A, B, C, ldc);
 }
+// M rows x NV 16-float vectors; the last vector's lanes >= `tail` are masked (tail in 1..16).
+template <int M, int NV, int ACC>
+static void ukr_g(int64_t kc, const float* __restrict A, int64_t lda, const float* __restrict B,
+                  int64_t ldb, float* __restrict C, int64_t ldc, int tail) {
+  __m512 c[M][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) c[i][v] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 b[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(B + 16 * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) {
+      const __m512 a = _mm512_set1_ps(A[i]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) c[i][v] = _mm512_fmadd_ps(a, b[v], c[i][v]);
+    }
+    A += lda;
+    B += ldb;
+  }
+  const __mmask16 last = (__mmask16)((1u << tail) - 1u);
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      float* p = C + i * ldc + 16 * v;
+      const __mmask16 k = v == NV - 1 ? last : (__mmask16)0xFFFF;
+      __m512 r = c[i][v];
+      if (ACC) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(k, p));
+      _mm512_mask_storeu_ps(p, k, r);
+    }
+}
+
+using UkrG = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, int);
+template <int M>
+struct UkrRow {
+  static constexpr UkrG fns[4] = {ukr_g<M, 1, 0>, ukr_g<M, 1, 1>, ukr_g<M, 2, 0>, ukr_g<M, 2, 1>};
+};
+static const UkrG* const kUkrTable[MR] = {
+    UkrRow<1>::fns,  UkrRow<2>::fns,  UkrRow<3>::fns,  UkrRow<4>::fns,  UkrRow<5>::fns,
+    UkrRow<6>::fns,  UkrRow<7>::fns,  UkrRow<8>::fns,  UkrRow<9>::fns,  UkrRow<10>::fns,
+    UkrRow<11>::fns, UkrRow<12>::fns, UkrRow<13>::fns, UkrRow<14>::fns};
+
+static void ukr_mn(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+                   int64_t ldc, int accumulate, int m, int n) {
+  const int nv = (n + 15) / 16;
+  kUkrTable[m - 1][(nv - 1) * 2 + (accumulate ? 1 : 0)](kc, A, lda, B, ldb, C, ldc,
+                                                        n - 16 * (nv - 1));
+}
+static void pack_gather(const float* src, const int32_t* koff, int64_t kc, const int32_t* poff,
+                        int m, float* dst, int64_t lda) {
+  // lda >= mr = 14 and a multiple of 8 (16 here): one 16-lane row per k
+  const __mmask16 mk = (__mmask16)((1u << m) - 1u);
+  const __m512i vp = _mm512_maskz_loadu_epi32(mk, poff);
+  bool contiguous = true;
+  for (int i = 1; i < m; ++i) contiguous &= poff[i] == poff[0] + i;
+  if (contiguous) {
+    const float* s = src + poff[0];
+    for (int64_t k = 0; k < kc; ++k) _mm512_storeu_ps(dst + k * lda, _mm512_maskz_loadu_ps(mk, s + koff[k]));
+  } else {
+    for (int64_t k = 0; k < kc; ++k) {
+      const __m512i idx = _mm512_add_epi32(vp, _mm512_set1_epi32(koff[k]));
+      _mm512_storeu_ps(dst + k * lda, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, idx, src, 4));
+    }
+  }
+  for (int64_t i = 16; i < lda; i += 16)
+    for (int64_t k = 0; k < kc; ++k) _mm512_storeu_ps(dst + k * lda + i, _mm512_setzero_ps());
+}
 }  // namespace isa_avx512
 
 const RowOps kAvx512Ops = {
     "avx512",           isa_avx512::epilogue_row, isa_avx512::unary_row,
     isa_avx512::binary_row, isa_avx512::softmax_row, isa_avx512::layernorm_row,
     isa_avx512::dot_row,    isa_avx512::axpy_row,    isa_avx512::dw_plane,
-    isa_avx512::ukr,        isa_avx512::MR,          isa_avx512::NR,
+    isa_avx512::ukr,        isa_avx512::ukr_mn,      isa_avx512::pack_gather,
+    isa_avx512::MR,          isa_avx512::NR,
     256,                    168,                     2048};
 
 }  // namespace odc_native
