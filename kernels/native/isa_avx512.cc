@@ -115,15 +115,35 @@ static void ukr_mn(int64_t kc, const float* A, int64_t lda, const float* B, int6
 }
 static void pack_gather(const float* src, const int32_t* koff, int64_t kc, const int32_t* poff,
                         int m, float* dst, int64_t lda) {
-  // lda >= mr = 14 and a multiple of 8 (16 here): one 16-lane row per k
+  // lda >= mr = 14 and a multiple of 8 (16 here): one 16-lane row per k. Lanes whose offsets
+  // are consecutive (output pixels of one row, stride 1) form runs; up to 4 runs are merged
+  // masked loads (lane i of a run starting at lane l reads base + poff[l] - l + i: masked-off
+  // lanes never fault), more runs use a gather.
   const __mmask16 mk = (__mmask16)((1u << m) - 1u);
-  const __m512i vp = _mm512_maskz_loadu_epi32(mk, poff);
-  bool contiguous = true;
-  for (int i = 1; i < m; ++i) contiguous &= poff[i] == poff[0] + i;
-  if (contiguous) {
+  int run_lane[16], nrun = 0;
+  __mmask16 run_mask[16];
+  for (int i = 0; i < m;) {
+    int j = i + 1;
+    while (j < m && poff[j] == poff[j - 1] + 1) ++j;
+    run_lane[nrun] = i;
+    run_mask[nrun++] = (__mmask16)(((1u << (j - i)) - 1u) << i);
+    i = j;
+  }
+  if (nrun == 1) {
     const float* s = src + poff[0];
-    for (int64_t k = 0; k < kc; ++k) _mm512_storeu_ps(dst + k * lda, _mm512_maskz_loadu_ps(mk, s + koff[k]));
+    for (int64_t k = 0; k < kc; ++k)
+      _mm512_storeu_ps(dst + k * lda, _mm512_maskz_loadu_ps(mk, s + koff[k]));
+  } else if (nrun <= 4) {
+    intptr_t base[4];
+    for (int r = 0; r < nrun; ++r) base[r] = (intptr_t)poff[run_lane[r]] - run_lane[r];
+    for (int64_t k = 0; k < kc; ++k) {
+      __m512 v = _mm512_setzero_ps();
+      for (int r = 0; r < nrun; ++r)
+        v = _mm512_mask_loadu_ps(v, run_mask[r], src + (koff[k] + base[r]));
+      _mm512_storeu_ps(dst + k * lda, v);
+    }
   } else {
+    const __m512i vp = _mm512_maskz_loadu_epi32(mk, poff);
     for (int64_t k = 0; k < kc; ++k) {
       const __m512i idx = _mm512_add_epi32(vp, _mm512_set1_epi32(koff[k]));
       _mm512_storeu_ps(dst + k * lda, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, idx, src, 4));
