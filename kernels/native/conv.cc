@@ -116,6 +116,8 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
       const int64_t j0 = cc * CW, j1 = std::min(s.Mg, j0 + CW);
       if (pb <= 0 || j0 >= j1) continue;
       const int64_t ldct = (j1 - j0 + NR - 1) / NR * NR, pbr = (pb + MR - 1) / MR * MR;
+      // pixel panels of balanced height (16 pixels: 8 + 8, not 14 + 2)
+      const int64_t npan = pbr / MR, hp = (pb + npan - 1) / npan;
       // K blocks keep a weight panel slice (kc x 32) in L1 across the pixel panels; with a
       // single pixel panel there is no reuse to protect: one block
       const int64_t KB = pbr == MR ? s.Kg : KC;
@@ -124,16 +126,16 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
       const float* xg = xs + (n * s.C + g * s.Cg) * plane;
       for (int64_t k0 = 0; k0 < s.Kg; k0 += KB) {
         const int64_t kc = std::min(KB, s.Kg - k0);
-        for (int64_t i = 0; i < pb; i += MR)
-          o.pack_gather(xg, koff.data() + k0, kc, poff.data() + p0 + i,
-                        (int)std::min<int64_t>(MR, pb - i), Ap + (i / MR) * kc * lda, lda);
+        for (int64_t q = 0; q < npan; ++q)
+          o.pack_gather(xg, koff.data() + k0, kc, poff.data() + p0 + q * hp,
+                        (int)std::min<int64_t>(hp, pb - q * hp), Ap + q * kc * lda, lda);
         for (int64_t j = j0; j < j1; j += NR) {
           const int nn = (int)std::min<int64_t>(NR, j1 - j);
           const float* bp = Wp + ((g * s.NQ + j / kPanel) * s.Kg + k0) * kPanel + j % kPanel;
-          for (int64_t i = 0; i < pb; i += MR) {
-            const int mm = (int)std::min<int64_t>(MR, pb - i);
-            o.ukr_mn(kc, Ap + (i / MR) * kc * lda, lda, bp, kPanel, Ct + i * ldct + (j - j0),
-                     ldct, k0 > 0, mm, nn);
+          for (int64_t q = 0; q < npan; ++q) {
+            const int mm = (int)std::min<int64_t>(hp, pb - q * hp);
+            o.ukr_mn(kc, Ap + q * kc * lda, lda, bp, kPanel, Ct + q * hp * ldct + (j - j0), ldct,
+                     k0 > 0, mm, nn);
           }
         }
       }

@@ -80,6 +80,8 @@ struct RowOps {
   // and 0 for m <= i < lda; lda is a multiple of 8 and >= mr (the conv's implicit im2col).
   void (*pack_gather)(const float* src, const int32_t* koff, int64_t kc, const int32_t* poff,
                       int m, float* dst, int64_t lda);
+  // Pooling row: y[i] = max(y[i], x[i*stride]) (op 0) or y[i] += x[i*stride] (op 1), i < n.
+  void (*pool_row)(const float* x, int64_t stride, float* y, int64_t n, int op);
   int mr, nr, kc, mc, nc;
 };
 
