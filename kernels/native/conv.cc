@@ -92,10 +92,21 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
         koff[k++] = (int32_t)(c * plane + ky * p.dh * Wpad + kx * p.dw);
   for (int64_t oy = 0, q = 0; oy < s.OH; ++oy)
     for (int64_t ox = 0; ox < s.OW; ++ox) poff[q++] = (int32_t)(oy * p.sh * Wpad + ox * p.sw);
-  // pixel blocks of ~128 (a multiple of MR), balanced
-  const int64_t target = std::max<int64_t>(MR, (128 / MR) * MR);
-  const int64_t npb = (s.P + target - 1) / target;
-  const int64_t PB = ((s.P + npb - 1) / npb + MR - 1) / MR * MR;
+  // Stride-1 rows of >= 8 outputs: micro-kernel panels lie inside output rows, so A rows are
+  // contiguous in Xp and read in place (ukr_ind). Otherwise panels are gathered (pack_gather).
+  const bool rows_mode = p.sw == 1 && s.OW >= 8;
+  // pixel blocks of ~128: whole output rows (rows mode) or a multiple of MR, balanced
+  int64_t PB, npb;
+  if (rows_mode) {
+    const int64_t rows = std::max<int64_t>(1, 128 / s.OW);
+    PB = rows * s.OW;
+    npb = (s.OH + rows - 1) / rows;
+  } else {
+    const int64_t target = std::max<int64_t>(MR, (128 / MR) * MR);
+    npb = (s.P + target - 1) / target;
+    PB = ((s.P + npb - 1) / npb + MR - 1) / MR * MR;
+  }
+  const int64_t npr = (s.OW + MR - 1) / MR, hpr = (s.OW + npr - 1) / npr;  // panels per row
   const int64_t jobs = s.N * s.G * npb;
   // few blocks: also split the output channels (NR-aligned chunks) across threads
   const int64_t cols = (s.Mg + NR - 1) / NR;
@@ -116,26 +127,44 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
       const int64_t j0 = cc * CW, j1 = std::min(s.Mg, j0 + CW);
       if (pb <= 0 || j0 >= j1) continue;
       const int64_t ldct = (j1 - j0 + NR - 1) / NR * NR, pbr = (pb + MR - 1) / MR * MR;
-      // pixel panels of balanced height (16 pixels: 8 + 8, not 14 + 2)
-      const int64_t npan = pbr / MR, hp = (pb + npan - 1) / npan;
-      // K blocks keep a weight panel slice (kc x 32) in L1 across the pixel panels; with a
-      // single pixel panel there is no reuse to protect: one block
-      const int64_t KB = pbr == MR ? s.Kg : KC;
       float* Ct = thread_scratch(2, pbr * ldct);
-      float* Ap = thread_scratch(0, pbr / MR * lda * std::min(KB, s.Kg));
       const float* xg = xs + (n * s.C + g * s.Cg) * plane;
-      for (int64_t k0 = 0; k0 < s.Kg; k0 += KB) {
-        const int64_t kc = std::min(KB, s.Kg - k0);
-        for (int64_t q = 0; q < npan; ++q)
-          o.pack_gather(xg, koff.data() + k0, kc, poff.data() + p0 + q * hp,
-                        (int)std::min<int64_t>(hp, pb - q * hp), Ap + q * kc * lda, lda);
-        for (int64_t j = j0; j < j1; j += NR) {
-          const int nn = (int)std::min<int64_t>(NR, j1 - j);
-          const float* bp = Wp + ((g * s.NQ + j / kPanel) * s.Kg + k0) * kPanel + j % kPanel;
-          for (int64_t q = 0; q < npan; ++q) {
-            const int mm = (int)std::min<int64_t>(hp, pb - q * hp);
-            o.ukr_mn(kc, Ap + q * kc * lda, lda, bp, kPanel, Ct + q * hp * ldct + (j - j0), ldct,
-                     k0 > 0, mm, nn);
+      if (rows_mode) {
+        const int64_t rows = pb / s.OW;
+        for (int64_t k0 = 0; k0 < s.Kg; k0 += KC) {
+          const int64_t kc = std::min(KC, s.Kg - k0);
+          for (int64_t j = j0; j < j1; j += NR) {
+            const int nn = (int)std::min<int64_t>(NR, j1 - j);
+            const float* bp = Wp + ((g * s.NQ + j / kPanel) * s.Kg + k0) * kPanel + j % kPanel;
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t q = 0; q < npr; ++q) {
+                const int64_t px = r * s.OW + q * hpr;
+                o.ukr_ind(kc, xg + poff[p0 + px], koff.data() + k0, bp, kPanel,
+                          Ct + px * ldct + (j - j0), ldct, k0 > 0,
+                          (int)std::min<int64_t>(hpr, s.OW - q * hpr), nn);
+              }
+          }
+        }
+      } else {
+        // pixel panels of balanced height (16 pixels: 8 + 8, not 14 + 2)
+        const int64_t npan = pbr / MR, hp = (pb + npan - 1) / npan;
+        // K blocks keep a weight panel slice (kc x 32) in L1 across the pixel panels; with a
+        // single pixel panel there is no reuse to protect: one block
+        const int64_t KB = pbr == MR ? s.Kg : KC;
+        float* Ap = thread_scratch(0, pbr / MR * lda * std::min(KB, s.Kg));
+        for (int64_t k0 = 0; k0 < s.Kg; k0 += KB) {
+          const int64_t kc = std::min(KB, s.Kg - k0);
+          for (int64_t q = 0; q < npan; ++q)
+            o.pack_gather(xg, koff.data() + k0, kc, poff.data() + p0 + q * hp,
+                          (int)std::min<int64_t>(hp, pb - q * hp), Ap + q * kc * lda, lda);
+          for (int64_t j = j0; j < j1; j += NR) {
+            const int nn = (int)std::min<int64_t>(NR, j1 - j);
+            const float* bp = Wp + ((g * s.NQ + j / kPanel) * s.Kg + k0) * kPanel + j % kPanel;
+            for (int64_t q = 0; q < npan; ++q) {
+              const int mm = (int)std::min<int64_t>(hp, pb - q * hp);
+              o.ukr_mn(kc, Ap + q * kc * lda, lda, bp, kPanel, Ct + q * hp * ldct + (j - j0),
+                       ldct, k0 > 0, mm, nn);
+            }
           }
         }
       }

@@ -80,6 +80,10 @@ struct RowOps {
   // and 0 for m <= i < lda; lda is a multiple of 8 and >= mr (the conv's implicit im2col).
   void (*pack_gather)(const float* src, const int32_t* koff, int64_t kc, const int32_t* poff,
                       int m, float* dst, int64_t lda);
+  // Indirect micro-kernel: ukr_mn with A(k, i) = base[koff[k] + i] read in place (conv rows of
+  // a stride-1 convolution over the padded input: no packing).
+  void (*ukr_ind)(int64_t kc, const float* base, const int32_t* koff, const float* B, int64_t ldb,
+                  float* C, int64_t ldc, int accumulate, int m, int n);
   // Pooling row: y[i] = max(y[i], x[i*stride]) (op 0) or y[i] += x[i*stride] (op 1), i < n.
   void (*pool_row)(const float* x, int64_t stride, float* y, int64_t n, int op);
   int mr, nr, kc, mc, nc;
