@@ -55,14 +55,19 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
   const int MR = o.mr, NR = o.nr;
   const int64_t KC = o.kc, lda = (MR + 7) / 8 * 8;
   // Implicit im2col: A(k, pixel) = Xp[koff[k] + poff[pixel]] over the zero-padded input Xp.
-  const int64_t Hp = s.H + p.pt + p.pb, Wpad = s.W + p.pl + p.pr, plane = Hp * Wpad;
+  // Horizontal stride 2 (dilation 1): Xp is stored column-deinterleaved, even columns then odd
+  // ones (rows of W2 = ceil(Wpad / 2)), so the outputs of a row read consecutive elements again.
+  const int64_t Hp = s.H + p.pt + p.pb, Wpad = s.W + p.pl + p.pr;
+  const bool deint = p.sw == 2 && p.dw == 1;
+  const int64_t W2 = deint ? (Wpad + 1) / 2 : Wpad, half = Hp * W2;
+  const int64_t plane = deint ? 2 * half : Hp * Wpad;
   if (s.Cg * plane >= (int64_t(1) << 31))
     return e.fail("input of %lld x %lld x %lld per group is too large (2^31 elements)",
                   (long long)s.Cg, (long long)Hp, (long long)Wpad);
   const bool padded = p.pt || p.pl || p.pb || p.pr;
   const int T = threads_for(s.N * s.Co * s.P * s.Kg, int64_t(1) << 16, nthreads);
   const float* xs = X;
-  if (padded) {
+  if (padded || deint) {
     float* xp = thread_scratch(5, s.N * s.C * plane);
     const int64_t planes = s.N * s.C;
     const int TP = threads_for(planes * plane, int64_t(1) << 15, T);
@@ -72,6 +77,24 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
           for (int64_t q = b; q < en; ++q) {
             float* d = xp + q * plane;
             const float* x = X + q * s.H * s.W;
+            if (deint) {
+              // column c = 2j (+1 for odd) of the padded row reads x[c - pl] when inside
+              const int64_t e0 = (p.pl + 1) / 2, e1 = std::min(W2, (s.W - 1 + p.pl) / 2 + 1);
+              const int64_t o0 = p.pl / 2;
+              const int64_t o1 = s.W - 2 + p.pl < 0 ? 0 : std::min(W2, (s.W - 2 + p.pl) / 2 + 1);
+              for (int64_t y = 0; y < Hp; ++y) {
+                float* ev = d + y * W2;
+                float* od = d + half + y * W2;
+                const int64_t iy = y - p.pt;
+                std::memset(ev, 0, W2 * 4);
+                std::memset(od, 0, W2 * 4);
+                if (iy < 0 || iy >= s.H) continue;
+                const float* xe = x + iy * s.W - p.pl;  // xe[c] = x[iy][c - pl]
+                for (int64_t j = e0; j < e1; ++j) ev[j] = xe[2 * j];
+                for (int64_t j = o0; j < o1; ++j) od[j] = xe[2 * j + 1];
+              }
+              continue;
+            }
             std::memset(d, 0, p.pt * Wpad * 4);
             for (int64_t y = 0; y < s.H; ++y) {
               float* row = d + (p.pt + y) * Wpad;
@@ -89,12 +112,15 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
   for (int64_t c = 0, k = 0; c < s.Cg; ++c)
     for (int64_t ky = 0; ky < s.KH; ++ky)
       for (int64_t kx = 0; kx < s.KW; ++kx)
-        koff[k++] = (int32_t)(c * plane + ky * p.dh * Wpad + kx * p.dw);
+        koff[k++] = (int32_t)(deint ? c * plane + (kx & 1) * half + ky * p.dh * W2 + (kx >> 1)
+                                    : c * plane + ky * p.dh * Wpad + kx * p.dw);
+  const int64_t colstep = deint ? 1 : p.sw;
   for (int64_t oy = 0, q = 0; oy < s.OH; ++oy)
-    for (int64_t ox = 0; ox < s.OW; ++ox) poff[q++] = (int32_t)(oy * p.sh * Wpad + ox * p.sw);
-  // Stride-1 rows of >= 8 outputs: micro-kernel panels lie inside output rows, so A rows are
-  // contiguous in Xp and read in place (ukr_ind). Otherwise panels are gathered (pack_gather).
-  const bool rows_mode = p.sw == 1 && s.OW >= 8;
+    for (int64_t ox = 0; ox < s.OW; ++ox) poff[q++] = (int32_t)(oy * p.sh * W2 + ox * colstep);
+  // Rows of >= 8 outputs reading consecutive elements (stride 1, or 2 deinterleaved):
+  // micro-kernel panels lie inside output rows, so A rows are read in place (ukr_ind).
+  // Otherwise panels are gathered (pack_gather).
+  const bool rows_mode = colstep == 1 && s.OW >= 8;
   // pixel blocks of ~128: whole output rows (rows mode) or a multiple of MR, balanced
   int64_t PB, npb;
   if (rows_mode) {

@@ -378,6 +378,11 @@ void test_conv() {
   run_conv_case("conv2d_packed_f32", ConvCase{2, 16, 5, 3, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 3);
   run_conv_case("conv2d_packed_f32", ConvCase{1, 300, 3, 3, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 2);
   run_conv_case("conv2d_packed_f32", ConvCase{1, 32, 33, 35, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2}, 2);
+  // stride 2 (column-deinterleaved input) at the edges: width 1 and 2, odd/even pads
+  run_conv_case("conv2d_packed_f32", ConvCase{2, 3, 5, 1, 8, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1}, 1);
+  run_conv_case("conv2d_packed_f32", ConvCase{1, 3, 4, 2, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1}, 1);
+  run_conv_case("conv2d_packed_f32", ConvCase{1, 4, 9, 19, 20, 3, 3, 2, 2, 0, 2, 1, 1, 1, 1, 1}, 2);
+  run_conv_case("conv2d_packed_f32", ConvCase{1, 4, 9, 40, 20, 3, 5, 2, 2, 0, 3, 1, 0, 1, 1, 1}, 2);
   // pointwise (no im2col), ResNet-like 3x3, stem 7x7/2, larger channel counts
   run_conv_case("conv2d_f32", ConvCase{1, 64, 14, 14, 96, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1}, 2);
   run_conv_case("conv2d_f32", ConvCase{2, 40, 9, 11, 50, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2}, 2);
