@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
+#include <limits>
 #include <random>
 #include <string>
 #include <thread>
@@ -605,6 +606,124 @@ void test_layer_norm() {
   }
 }
 
+// ------------------------------------------------------------------ reductions
+void expect_error(const char* what, Call& c, const char* kernel);
+
+double ref_reduce(int op, const std::vector<double>& v) {
+  const double inf = std::numeric_limits<double>::infinity();
+  double acc = 0;
+  switch (op) {
+    case 0: case 1: case 8: for (double x : v) acc += x; break;
+    case 2: acc = -inf; for (double x : v) acc = std::max(acc, x); break;
+    case 3: acc = inf; for (double x : v) acc = std::min(acc, x); break;
+    case 4: acc = 1; for (double x : v) acc *= x; break;
+    case 5: case 7: for (double x : v) acc += x * x; break;
+    case 6: for (double x : v) acc += std::fabs(x); break;
+    case 9: {
+      double m = -inf;
+      for (double x : v) m = std::max(m, x);
+      if (std::isinf(m)) return m;
+      for (double x : v) acc += std::exp(x - m);
+      return std::log(acc) + m;
+    }
+  }
+  if (op == 1) return v.empty() ? NAN : acc / (double)v.size();
+  if (op == 7) return std::sqrt(acc);
+  if (op == 8) return std::log(acc);
+  return acc;
+}
+
+void reduce_case(const std::vector<int64_t>& shp, const std::vector<int>& flags, int op,
+                 int threads) {
+  const int rank = (int)shp.size();
+  float lo = -2.f, hi = 3.f;
+  if (op == 4) lo = 0.97f, hi = 1.03f;
+  if (op == 8) lo = 0.1f, hi = 2.f;
+  T X(shp, true, lo, hi);
+  std::vector<int64_t> yshape;
+  for (int d = 0; d < rank; ++d) yshape.push_back(flags[(size_t)d] ? 1 : shp[(size_t)d]);
+  T Y(yshape, false);
+  for (auto& y : Y.v) y = 12345.f;
+  Call c;
+  c.in = {X.t()};
+  c.out = {Y.t()};
+  c.ip = {op};
+  for (int f : flags) c.ip.push_back(f);
+  c.threads = threads;
+  int rc = c.run("reduce_f32");
+  CHECK(rc == 0, "reduce rc=%d %s", rc, c.err);
+  // reference: odometer over X, output index from the kept dims
+  std::vector<std::vector<double>> groups((size_t)Y.numel());
+  std::vector<int64_t> idx((size_t)rank, 0);
+  for (int64_t i = 0; i < X.numel(); ++i) {
+    int64_t o = 0;
+    for (int d = 0; d < rank; ++d) o = o * yshape[(size_t)d] + (flags[(size_t)d] ? 0 : idx[(size_t)d]);
+    groups[(size_t)o].push_back(X.v[(size_t)i]);
+    for (int d = rank - 1; d >= 0; --d) {
+      if (++idx[(size_t)d] < shp[(size_t)d]) break;
+      idx[(size_t)d] = 0;
+    }
+  }
+  std::vector<double> ref;
+  size_t n = 0;
+  for (auto& g : groups) ref.push_back(ref_reduce(op, g)), n = std::max(n, g.size());
+  char what[64];
+  std::snprintf(what, sizeof what, "reduce op %d rank %d", op, rank);
+  close_all(what, Y.v, ref, 1e-5 + 1e-6 * (double)n, 2e-5 + (op == 4 ? 1e-7 * (double)n : 0.0));
+}
+
+void test_reduce() {
+  for (int it = 0; it < 400; ++it) {
+    const int rank = (int)ri(0, 5);
+    std::vector<int64_t> shp;
+    std::vector<int> flags;
+    for (int d = 0; d < rank; ++d) {
+      shp.push_back(it % 50 == 7 && d == 0 ? 0 : ri(1, 6));
+      flags.push_back((int)ri(0, 1));
+    }
+    if (rank && it % 5 == 0) shp.back() = ri(30, 300);  // long rows / wide columns
+    if (rank >= 3 && it % 7 == 0) shp[1] = ri(100, 2000), flags[1] = 1;
+    reduce_case(shp, flags, it % 10, (int)ri(1, 2));
+  }
+  // the zoo's cases: last-axis mean (decomposed layer norm), spatial mean (global pooling)
+  for (int op = 0; op < 10; ++op) {
+    reduce_case({2, 7, 768}, {0, 0, 1}, op, 2);
+    reduce_case({1, 64, 28, 28}, {0, 0, 1, 1}, op, 2);
+    reduce_case({3, 1000, 5}, {0, 1, 0}, op, 2);
+    reduce_case({2, 3}, {0, 0}, op, 1);  // no axis: the elementwise part only
+    reduce_case({4, 0, 3}, {0, 1, 0}, op, 1);  // empty reduction
+  }
+  // infinities in log-sum-exp and max
+  {
+    T X({2, 3}), Y({2, 1}, false);
+    X.v = {-INFINITY, -INFINITY, -INFINITY, 1.f, INFINITY, 2.f};
+    Call c;
+    c.in = {X.t()};
+    c.out = {Y.t()};
+    c.ip = {9, 0, 1};
+    CHECK(c.run("reduce_f32") == 0, "reduce lse inf: %s", c.err);
+    CHECK(std::isinf(Y.v[0]) && Y.v[0] < 0 && std::isinf(Y.v[1]) && Y.v[1] > 0,
+          "reduce lse of infinities: %g %g", Y.v[0], Y.v[1]);
+  }
+  T X({3, 4}), Y({3}, false), Ybad({4}, false);
+  auto base = [&]() {
+    Call c;
+    c.in = {X.t()};
+    c.out = {Y.t()};
+    c.ip = {1, 0, 1};
+    return c;
+  };
+  { Call c = base(); CHECK(c.run("reduce_f32") == 0, "baseline reduce: %s", c.err); }
+  { Call c = base(); c.ip = {1, 0}; expect_error("reduce flag count", c, "reduce_f32"); }
+  { Call c = base(); c.ip = {}; expect_error("reduce no iparams", c, "reduce_f32"); }
+  { Call c = base(); c.ip[0] = 10; expect_error("reduce op", c, "reduce_f32"); }
+  { Call c = base(); c.ip[1] = 2; expect_error("reduce flag value", c, "reduce_f32"); }
+  { Call c = base(); c.out = {Ybad.t()}; expect_error("reduce output size", c, "reduce_f32"); }
+  { Call c = base(); c.fp = {1.0}; expect_error("reduce fparams", c, "reduce_f32"); }
+  { Call c = base(); c.in[0].dtype = ODC_INT64; expect_error("reduce dtype", c, "reduce_f32"); }
+  { Call c = base(); c.out = {X.t()}; c.ip = {1, 0, 0}; expect_error("reduce in place", c, "reduce_f32"); }
+}
+
 // ------------------------------------------------------------------ resize
 double ref_coord(int64_t xo, int64_t in, int64_t out, double scale, int mode) {
   if (mode == 0) return (xo + 0.5) / scale - 0.5;
@@ -1036,7 +1155,7 @@ void test_errors() {
 void test_registry_and_threads() {
   int32_t n = 0;
   const odc_builtin* t = odc_native_kernels(&n);
-  CHECK(n == 20, "kernel count %d", n);
+  CHECK(n == 21, "kernel count %d", n);
   for (int i = 0; i < n; ++i) {
     CHECK(t[i].fn != nullptr && t[i].name != nullptr, "entry %d", i);
     for (int j = 0; j < i; ++j) CHECK(std::strcmp(t[i].name, t[j].name), "duplicate %s", t[i].name);
@@ -1354,7 +1473,7 @@ int main(int argc, char** argv) {
     void (*fn)();
   } tests[] = {{"gemm", test_gemm},         {"conv", test_conv},
                {"conv_transpose", test_conv_transpose}, {"pool", test_pool},
-               {"softmax", test_softmax},   {"layer_norm", test_layer_norm},
+               {"softmax", test_softmax},   {"layer_norm", test_layer_norm}, {"reduce", test_reduce},
                {"resize", test_resize},     {"binary", test_binary},
                {"unary", test_unary},       {"program", test_program},       {"movement", test_movement},
                {"errors", test_errors},
