@@ -960,6 +960,58 @@ void test_program() {
       close_all(what, Y.v, ref, 2e-6, 2e-5);
     }
   }
+  // inputs of other dtypes, converted to float32 on load (a fused Cast): the attention mask
+  // (1 - float(mask)) * -10000 with an int64 / int32 / bool / uint8 / float64 mask, broadcast
+  {
+    const int32_t dts[] = {ODC_INT64, ODC_INT32, ODC_BOOL, ODC_UINT8, ODC_FLOAT64, ODC_INT16};
+    for (int32_t dt : dts)
+      for (int threads : {1, 2}) {
+        const int64_t rows = 3, cols = 700;
+        std::vector<int64_t> i64((size_t)(rows * cols));
+        for (auto& v : i64) v = dt == ODC_BOOL || dt == ODC_UINT8 ? ri(0, 1) : ri(-300, 300);
+        std::vector<unsigned char> raw((size_t)(rows * cols) * 8);
+        for (size_t j = 0; j < i64.size(); ++j) {
+          const int64_t v = i64[j];
+          if (dt == ODC_INT64) std::memcpy(&raw[j * 8], &v, 8);
+          if (dt == ODC_INT32) { int32_t w = (int32_t)v; std::memcpy(&raw[j * 4], &w, 4); }
+          if (dt == ODC_INT16) { int16_t w = (int16_t)v; std::memcpy(&raw[j * 2], &w, 2); }
+          if (dt == ODC_BOOL || dt == ODC_UINT8) raw[j] = (unsigned char)v;
+          if (dt == ODC_FLOAT64) { double w = (double)v; std::memcpy(&raw[j * 8], &w, 8); }
+        }
+        T M({rows, 1, cols}), F({2, 1}), Y({rows, 2, cols}, false);
+        Call c;
+        odc_tensor m = M.t();
+        m.data = raw.data();
+        m.dtype = dt;
+        c.in = {m, F.t()};
+        c.out = {Y.t()};
+        // r0 = 1 - float(mask); r0 = r0 * -10000 + F
+        c.ip = {1, 3, 0, 1, 0, pimm(0), pin(0), 2, 0, preg(0), pimm(1), 0, 0, preg(0), pin(1)};
+        c.fp = {1.0, -10000.0};
+        c.threads = threads;
+        int rc = c.run("eltwise_program_f32");
+        CHECK(rc == 0, "program converted dtype %d rc=%d %s", dt, rc, c.err);
+        std::vector<double> ref((size_t)Y.numel());
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t k = 0; k < 2; ++k)
+            for (int64_t j = 0; j < cols; ++j)
+              ref[(size_t)((r * 2 + k) * cols + j)] =
+                  (1.0 - (double)i64[(size_t)(r * cols + j)]) * -10000.0 + F.v[(size_t)k];
+        char what[64];
+        std::snprintf(what, sizeof what, "program converted dtype %d", dt);
+        close_all(what, Y.v, ref, 1e-6, 1e-6);
+      }
+    T A({4, 5}), Y({4, 5}, false);
+    Call c;
+    c.in = {A.t()};
+    c.in[0].dtype = ODC_FLOAT16;
+    c.out = {Y.t()};
+    c.ip = {1, 1, 0, 7, 0, pin(0), 0};
+    expect_error("program float16 input", c, "eltwise_program_f32");
+    c.in[0].dtype = ODC_INT32;
+    c.out = {A.t()};
+    expect_error("program converted input aliasing Y", c, "eltwise_program_f32");
+  }
   // bad programs
   T A({4, 5}), B({3}), Y({4, 5}, false);
   Call c;
