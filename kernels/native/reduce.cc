@@ -43,8 +43,8 @@ namespace red_avx512 {
 namespace {
 
 struct Loops {
-  float (*row)(int, const float*, int64_t, float, float);
-  void (*col)(int, const float*, int64_t, float*, const float*);
+  double (*row)(int, const float*, int64_t, double, float);
+  void (*col)(int, const float*, int64_t, double*, const float*);
 };
 
 Loops loops() {  // follows ops(): the ISA chosen by cpuid (or forced for tests)
@@ -74,13 +74,13 @@ float init_of(int kind) {
 }
 
 // The result from the folded value (LSE: acc = sum exp(x - m), m the maximum).
-inline float finish(int op, float acc, int64_t count, float m) {
+inline float finish(int op, double acc, int64_t count, float m) {
   switch (op) {
-    case R_MEAN: return acc / (float)count;
-    case R_L2: return std::sqrt(acc);
-    case R_LOGSUM: return std::log(acc);
-    case R_LSE: return std::isinf(m) ? m : std::log(acc) + m;
-    default: return acc;
+    case R_MEAN: return (float)(acc / (double)count);
+    case R_L2: return (float)std::sqrt(acc);
+    case R_LOGSUM: return (float)std::log(acc);
+    case R_LSE: return std::isinf(m) ? m : (float)(std::log(acc) + (double)m);
+    default: return (float)acc;
   }
 }
 
@@ -95,7 +95,8 @@ inline float finish(int op, float acc, int64_t count, float m) {
  * fparams: []
  * Adjacent dims of the same kind are merged; a contiguous reduced block is folded as rows
  * (vectorized horizontally), a contiguous kept block as columns (vectorized across outputs).
- * fp32 accumulation. No axis reduced: the elementwise part alone (sum_square squares...).
+ * Sums: float32 vector partial sums over chunks of 256 (rows) accumulated in double; column
+ * folds accumulate in double. No axis reduced: the elementwise part alone (sum_square squares).
  * An empty reduction gives sum 0, mean NaN, max -inf, min +inf, prod 1, l1/l2/sum_square 0,
  * log_sum / log_sum_exp -inf. Max / min do not propagate NaN. */
 ODC_DEFINE_KERNEL(reduce_f32) {
@@ -176,36 +177,43 @@ ODC_DEFINE_KERNEL(reduce_f32) {
   const bool ok = parallel_run(T, [&](int tid) {
     int64_t ub, ue;
     split_range(units, T, tid, &ub, &ue);
-    std::vector<float> sums;
+    std::vector<double> acc(rows ? 0 : (size_t)std::min(kChunk, block));
+    std::vector<double> sums;
+    std::vector<float> shift;
     for (int64_t u = ub; u < ue; ++u) {
       const int64_t g = u / chunks;
       const float* x = X.data + base_of(g);
       if (rows) {
-        float acc = init;
-        for (int64_t r = 0; r < nr; ++r) acc = L.row(kind, x + roffs[(size_t)r], block, acc, 0.f);
+        double v = init;
+        for (int64_t r = 0; r < nr; ++r) v = L.row(kind, x + roffs[(size_t)r], block, v, 0.f);
         float m = 0.f;
         if (op == R_LSE) {
-          m = acc;
-          acc = 0.f;
+          m = (float)v;
+          v = 0.0;
           if (!std::isinf(m))
-            for (int64_t r = 0; r < nr; ++r) acc = L.row(K_EXP, x + roffs[(size_t)r], block, acc, m);
+            for (int64_t r = 0; r < nr; ++r) v = L.row(K_EXP, x + roffs[(size_t)r], block, v, m);
         }
-        Y.data[g] = finish((int)op, acc, count, m);
+        Y.data[g] = finish((int)op, v, count, m);
         continue;
       }
       const int64_t c0 = (u % chunks) * kChunk, cn = std::min(kChunk, block - c0);
       float* y = Y.data + g * block + c0;
       x += c0;
-      for (int64_t j = 0; j < cn; ++j) y[j] = init;
-      for (int64_t r = 0; r < nr; ++r) L.col(kind, x + roffs[(size_t)r], cn, y, nullptr);
+      for (int64_t j = 0; j < cn; ++j) acc[(size_t)j] = init;
+      for (int64_t r = 0; r < nr; ++r) L.col(kind, x + roffs[(size_t)r], cn, acc.data(), nullptr);
       if (op == R_LSE) {
-        sums.assign((size_t)cn, 0.f);
-        std::vector<float> shift(y, y + cn);
-        for (auto& s : shift) s = std::isinf(s) ? 0.f : s;
-        for (int64_t r = 0; r < nr; ++r) L.col(K_EXP, x + roffs[(size_t)r], cn, sums.data(), shift.data());
-        for (int64_t j = 0; j < cn; ++j) y[j] = finish((int)op, sums[(size_t)j], count, y[j]);
-      } else if (op == R_MEAN || op == R_L2 || op == R_LOGSUM) {
-        for (int64_t j = 0; j < cn; ++j) y[j] = finish((int)op, y[j], count, 0.f);
+        sums.assign((size_t)cn, 0.0);
+        shift.resize((size_t)cn);
+        for (int64_t j = 0; j < cn; ++j) {
+          const float m = (float)acc[(size_t)j];
+          shift[(size_t)j] = std::isinf(m) ? 0.f : m;
+        }
+        for (int64_t r = 0; r < nr; ++r)
+          L.col(K_EXP, x + roffs[(size_t)r], cn, sums.data(), shift.data());
+        for (int64_t j = 0; j < cn; ++j)
+          y[j] = finish((int)op, sums[(size_t)j], count, (float)acc[(size_t)j]);
+      } else {
+        for (int64_t j = 0; j < cn; ++j) y[j] = finish((int)op, acc[(size_t)j], count, 0.f);
       }
     }
   });
