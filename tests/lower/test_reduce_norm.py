@@ -10,8 +10,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from optimizer.lower import PartitionOptions, bind, bind_reduce, partition
 from tests.helpers import FLOAT, make_model
 from tests.lower.test_compile_e2e import _check_against_ort, _compile, _rand
+from tests.lower.util import to_model
 
 X_SHAPE = [2, 5, 16]
 
@@ -249,3 +251,37 @@ def test_integer_computation_falls_back_with_reason(tmp_path: Path) -> None:
     assert "float32" in reasons, reasons
     x = (5 * _rand(np.random.default_rng(7), 3, 4)).astype(np.float32)
     _check_against_ort(proto, tmp_path / "m", {"x": x})
+
+
+def test_layer_norm_group_roles() -> None:
+    groups = partition(to_model(_layer_norm_model(13, "Pow", "Div", "scale+bias")))
+    (group,) = [g for g in groups if g.kind == "layer_norm"]
+    assert [n.op for n in group.nodes] == [
+        "ReduceMean", "Sub", "Pow", "ReduceMean", "Add", "Sqrt", "Div", "Mul", "Add"
+    ]  # fmt: skip
+    norm = group.norm
+    assert norm is not None and norm.x.name == "x" and norm.axis == 2
+    assert norm.epsilon == pytest.approx(1e-5)
+    assert norm.scale is not None and norm.scale.shape == (16,)
+    assert norm.bias is not None and norm.bias.shape == (16,)
+    assert group.outputs[0].name == "b"
+    # every external value is a group input, so the reference fallback can run the group too
+    assert {v.name for v in group.inputs} >= {"x", "two", "eps", "gamma", "beta"}
+
+
+def test_layer_norm_group_falls_back_whole_when_rejected(monkeypatch, tmp_path: Path) -> None:
+    def reject(graph, group):
+        raise bind.Reject("layer_norm_f32", "rejected by the test")
+
+    monkeypatch.setattr(bind_reduce, "bind_layer_norm_group", reject)
+    proto = _layer_norm_model(13, "Mul", "Reciprocal", "scale+bias")
+    report = _compile(proto, tmp_path / "m", _shapes(proto))
+    assert {f["pattern"] for f in report.fallbacks} == {"layer_norm"}
+    assert "rejected by the test" in report.fallbacks[0]["reason"]
+    _check_against_ort(proto, tmp_path / "m", _feeds(proto))
+
+
+def test_layer_norm_option_off_keeps_the_pieces() -> None:
+    model = to_model(_layer_norm_model(13))
+    groups = partition(model, PartitionOptions(layer_norm=False))
+    assert all(g.kind != "layer_norm" for g in groups)
