@@ -285,3 +285,34 @@ def test_layer_norm_option_off_keeps_the_pieces() -> None:
     model = to_model(_layer_norm_model(13))
     groups = partition(model, PartitionOptions(layer_norm=False))
     assert all(g.kind != "layer_norm" for g in groups)
+
+
+def _reduce_node(opset: int, axes_input: bool, axes: list[int] | None = None):
+    inputs = ["x", "axes"] if axes_input else ["x"]
+    attrs = {} if axes_input or axes is None else {"axes": axes}
+    node = helper.make_node("ReduceMean", inputs, ["y"], name="mean", **attrs)
+    graph_inputs = [("x", FLOAT, [2, 3, 4])]
+    if axes_input:
+        graph_inputs.append(("axes", TensorProto.INT64, [1]))
+    proto = helper.make_model(
+        helper.make_graph(
+            [node],
+            "g",
+            [helper.make_tensor_value_info(n, t, s) for n, t, s in graph_inputs],
+            [helper.make_tensor_value_info("y", FLOAT, None)],
+        ),
+        opset_imports=[helper.make_opsetid("", opset)],
+    )
+    model = to_model(proto)
+    return next(n for n in model.graph.nodes if n.op == "ReduceMean")
+
+
+def test_reduce_binder_rejects_with_reasons() -> None:
+    with pytest.raises(bind.Reject, match="axes must be a constant input"):
+        bind_reduce.reduce_flags(_reduce_node(18, axes_input=True), 18, 3)
+    with pytest.raises(bind.Reject, match="out of range"):
+        bind_reduce.reduce_flags(_reduce_node(13, False, [3]), 13, 3)
+    with pytest.raises(bind.Reject, match="given twice"):
+        bind_reduce.reduce_flags(_reduce_node(13, False, [1, -2]), 13, 3)
+    assert bind_reduce.reduce_flags(_reduce_node(13, False, [-1, 0]), 13, 3) == [1, 0, 1]
+    assert bind_reduce.reduce_flags(_reduce_node(13, False), 13, 3) == [1, 1, 1]
