@@ -9,6 +9,8 @@
 // The per-step loops (rnn_cell.inc) are compiled once per ISA in this file, under the same
 // `#pragma GCC target` discipline as isa_*.cc (headers first, then the pragma), and picked to
 // match ops() (so ODC_NATIVE_ISA / force_isa apply to them too).
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -43,10 +45,12 @@ namespace odc_native {
 namespace rnn_scalar {
 #include "rowops.inc"
 #define ODC_RNN_VBYTES 16
+#define ODC_RNN_RCP(x) ((vf)_mm_rcp_ps((__m128)(x)))
 #define ODC_RNN_MB 2
 #define ODC_RNN_NV 4
 #include "rnn_cell.inc"
 #undef ODC_RNN_VBYTES
+#undef ODC_RNN_RCP
 #undef ODC_RNN_MB
 #undef ODC_RNN_NV
 }  // namespace rnn_scalar
@@ -59,10 +63,12 @@ namespace odc_native {
 namespace rnn_avx2 {
 #include "rowops.inc"
 #define ODC_RNN_VBYTES 32
+#define ODC_RNN_RCP(x) ((vf)_mm256_rcp_ps((__m256)(x)))
 #define ODC_RNN_MB 2
 #define ODC_RNN_NV 4
 #include "rnn_cell.inc"
 #undef ODC_RNN_VBYTES
+#undef ODC_RNN_RCP
 #undef ODC_RNN_MB
 #undef ODC_RNN_NV
 }  // namespace rnn_avx2
@@ -76,10 +82,12 @@ namespace odc_native {
 namespace rnn_avx512 {
 #include "rowops.inc"
 #define ODC_RNN_VBYTES 64
+#define ODC_RNN_RCP(x) ((vf)_mm512_maskz_rcp14_ps((__mmask16)0xFFFF, (__m512)(x)))
 #define ODC_RNN_MB 4
 #define ODC_RNN_NV 4
 #include "rnn_cell.inc"
 #undef ODC_RNN_VBYTES
+#undef ODC_RNN_RCP
 #undef ODC_RNN_MB
 #undef ODC_RNN_NV
 }  // namespace rnn_avx512
