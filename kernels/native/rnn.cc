@@ -48,11 +48,13 @@ namespace rnn_scalar {
 #define ODC_RNN_RCP(x) ((vf)_mm_rcp_ps((__m128)(x)))
 #define ODC_RNN_MB 2
 #define ODC_RNN_NV 4
+#define ODC_RNN_NV2 4
 #include "rnn_cell.inc"
 #undef ODC_RNN_VBYTES
 #undef ODC_RNN_RCP
 #undef ODC_RNN_MB
 #undef ODC_RNN_NV
+#undef ODC_RNN_NV2
 }  // namespace rnn_scalar
 }  // namespace odc_native
 
@@ -66,11 +68,13 @@ namespace rnn_avx2 {
 #define ODC_RNN_RCP(x) ((vf)_mm256_rcp_ps((__m256)(x)))
 #define ODC_RNN_MB 2
 #define ODC_RNN_NV 4
+#define ODC_RNN_NV2 4
 #include "rnn_cell.inc"
 #undef ODC_RNN_VBYTES
 #undef ODC_RNN_RCP
 #undef ODC_RNN_MB
 #undef ODC_RNN_NV
+#undef ODC_RNN_NV2
 }  // namespace rnn_avx2
 }  // namespace odc_native
 #pragma GCC pop_options
@@ -85,11 +89,13 @@ namespace rnn_avx512 {
 #define ODC_RNN_RCP(x) ((vf)_mm512_maskz_rcp14_ps((__mmask16)0xFFFF, (__m512)(x)))
 #define ODC_RNN_MB 4
 #define ODC_RNN_NV 4
+#define ODC_RNN_NV2 8
 #include "rnn_cell.inc"
 #undef ODC_RNN_VBYTES
 #undef ODC_RNN_RCP
 #undef ODC_RNN_MB
 #undef ODC_RNN_NV
+#undef ODC_RNN_NV2
 }  // namespace rnn_avx512
 }  // namespace odc_native
 #pragma GCC pop_options
