@@ -267,7 +267,8 @@ int run_rnn(const odc_kernel_args* a, Rnn& r, Err& e) {
   // recurrence: jobs = (direction, batch chunk), no synchronization between steps
   const RnnFns& f = rnn_fns();
   const int64_t work = D * S * B * H * GH;
-  int T = threads_for(work, 1 << 19, nt);
+  // (grain ~2 M multiply-adds: a split only pays when each thread has >~ 0.1 ms of work)
+  int T = threads_for(work, 1 << 21, nt);
   T = (int)std::min<int64_t>(T, D * B);
   if (T <= 1) {
     for (int64_t d = 0; d < D; ++d) run_rows(r, f, ws, d, 0, B);

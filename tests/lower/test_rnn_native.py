@@ -172,7 +172,7 @@ CASES += [
     RnnCase("LSTM", "bidirectional", outputs=("", "", "Y_c"), id="y_c-only"),
     RnnCase("LSTM", outputs=("Y", "", "Y_c"), id="no-y_h"),
     RnnCase("LSTM", attrs={"activations": ["Sigmoid", "Tanh", "Tanh"]}, id="default-acts"),
-    RnnCase("LSTM", "bidirectional", seq=12, batch=8, inp=40, hidden=64, lens="input",
+    RnnCase("LSTM", "bidirectional", seq=16, batch=8, inp=40, hidden=96, lens="input",
             threads=2, id="threaded"),
     RnnCase("GRU", attrs={"linear_before_reset": 1}, init=True, id="lbr"),
     RnnCase("GRU", "bidirectional", 1, attrs={"linear_before_reset": 1}, lens="input",
@@ -181,7 +181,7 @@ CASES += [
     RnnCase("GRU", "reverse", attrs={"clip": 0.5, "linear_before_reset": 1}, id="lbr-clip"),
     RnnCase("GRU", "bidirectional", lens="input", init=True, id="lens"),
     RnnCase("GRU", outputs=("", "Y_h"), id="y_h-only"),
-    RnnCase("GRU", "bidirectional", seq=12, batch=8, inp=40, hidden=64, threads=2,
+    RnnCase("GRU", "bidirectional", seq=16, batch=8, inp=40, hidden=96, threads=2,
             attrs={"linear_before_reset": 1}, id="threaded"),
 ]  # fmt: skip
 
