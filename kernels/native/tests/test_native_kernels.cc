@@ -1036,7 +1036,7 @@ void test_errors() {
 void test_registry_and_threads() {
   int32_t n = 0;
   const odc_builtin* t = odc_native_kernels(&n);
-  CHECK(n == 20, "kernel count %d", n);
+  CHECK(n == 22, "kernel count %d", n);
   for (int i = 0; i < n; ++i) {
     CHECK(t[i].fn != nullptr && t[i].name != nullptr, "entry %d", i);
     for (int j = 0; j < i; ++j) CHECK(std::strcmp(t[i].name, t[j].name), "duplicate %s", t[i].name);
