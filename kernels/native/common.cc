@@ -135,6 +135,11 @@ struct Pool {
   int job_threads = 0;
   std::atomic<int> pending{0};
   std::atomic<bool> failed{false};
+  // Per region, slot t (1..job_threads-1) is claimed by worker t (kClaimed) or, if that worker
+  // has not started when the caller finishes its own share, taken over by the caller (kStolen):
+  // a descheduled worker (an oversubscribed machine) never stalls the region.
+  static constexpr int kOpen = 0, kClaimed = 1, kStolen = 2;
+  std::atomic<int> slot[256];
 
   void worker(int idx, uint64_t seen) {  // idx >= 1
     for (;;) {
@@ -146,6 +151,9 @@ struct Pool {
         cv_start.wait(lk, [&] { return generation.load(std::memory_order_acquire) != seen; });
         seen = generation.load(std::memory_order_acquire);
         if (idx >= job_threads) continue;
+        int open = kOpen;
+        if (!slot[idx].compare_exchange_strong(open, kClaimed, std::memory_order_acq_rel))
+          continue;  // the caller ran this share
         fn = job;
       }
       try {
@@ -217,6 +225,7 @@ bool parallel_run(int nthreads, const std::function<void(int)>& fn) {
     }
     p->job = &fn;
     p->job_threads = nthreads;
+    for (int t = 1; t < nthreads; ++t) p->slot[t].store(Pool::kOpen, std::memory_order_relaxed);
     p->pending.store(nthreads - 1);
     p->failed = false;
     p->generation.fetch_add(1, std::memory_order_release);
@@ -228,6 +237,18 @@ bool parallel_run(int nthreads, const std::function<void(int)>& fn) {
     fn(0);
   } catch (...) {
     ok = false;
+  }
+  // shares whose worker has not started yet: run them here
+  for (int t = 1; t < nthreads; ++t) {
+    int open = Pool::kOpen;
+    if (!p->slot[t].compare_exchange_strong(open, Pool::kStolen, std::memory_order_acq_rel))
+      continue;
+    try {
+      fn(t);
+    } catch (...) {
+      ok = false;
+    }
+    p->pending.fetch_sub(1, std::memory_order_acq_rel);
   }
   t_in_region = false;
   for (int i = 0; i < kSpinIters && p->pending.load(std::memory_order_acquire) != 0; ++i)
@@ -243,8 +264,8 @@ bool parallel_run(int nthreads, const std::function<void(int)>& fn) {
 // ---------------------------------------------------------------- scratch
 namespace {
 struct Scratch {
-  float* p[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};  // slots 0..4
-  int64_t n[5] = {0, 0, 0, 0, 0};
+  float* p[8] = {};  // slots 0..7 (internal.h)
+  int64_t n[8] = {};
   ~Scratch() {
     for (auto q : p) std::free(q);
   }
