@@ -218,3 +218,29 @@ def test_binder_rejects_with_reason(
     got = list(optimizer.load(tmp_path / "m").run(feeds).values())
     for g, w in zip(got, _ort(model, feeds)):
         np.testing.assert_allclose(g, w, atol=ATOL, rtol=RTOL)
+
+
+def test_zoo_lstm_is_fully_native(tmp_path: Path) -> None:
+    """The zoo's token tagger (Embedding -> LSTM -> GRU -> Linear): no fallback step."""
+    pytest.importorskip("torch")
+    from tools import plan_report, zoo
+
+    root = zoo.zoo_dir()
+    entry = next(e for e in zoo.load_index(root) if e["name"] == "lstm")
+    shapes = plan_report.sample_shapes(entry)
+    dims = {d: size for i in entry["inputs"] for d, size in zip(i["shape"], shapes[i["name"]])
+            if isinstance(d, str)}  # fmt: skip
+    report = compile_model(
+        ir.load(root / entry["file"]),
+        tmp_path / "lstm",
+        CompileOptions(OptimizeOptions(input_shapes=shapes, check=False)),
+    )
+    assert not report.fallbacks, report.fallbacks
+    kernels = {row.kernel for row in report.steps}
+    assert {"native.lstm_f32", "native.gru_f32"} <= kernels
+    feeds = zoo.sample_inputs(entry, 0, dims)
+    want = _ort(onnx.load(str(root / entry["file"])), feeds)
+    got = list(optimizer.load(tmp_path / "lstm").run(feeds).values())
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, atol=ATOL, rtol=RTOL)
