@@ -177,6 +177,8 @@ int parse_act(int64_t code, const char* what, Err& e);
   X(binary_f32)               \
   X(unary_f32)                \
   X(eltwise_program_f32)      \
+  X(lstm_f32)                 \
+  X(gru_f32)                  \
   X(copy)                     \
   X(transpose)                \
   X(slice)                    \
