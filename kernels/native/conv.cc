@@ -141,8 +141,12 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
   const int64_t jobs = (fold ? 1 : s.N) * s.G * npb;
   // few blocks: also split the output channels (NR-aligned chunks) across threads
   const int64_t cols = (s.Mg + NR - 1) / NR;
+  // Few output channels (<= 16, which would fill half a micro-kernel row or less): channels are
+  // the micro-kernel's rows and the pixels of an output row its columns, read in place
+  // (ukr_indb); C is Y itself, no transposition.
+  const bool crows = rows_mode && s.Mg <= 16;
   int64_t ncc = 1;
-  if (jobs < 2 * T) ncc = std::min<int64_t>(cols, (2 * T + jobs - 1) / jobs);
+  if (jobs < 2 * T && !crows) ncc = std::min<int64_t>(cols, (2 * T + jobs - 1) / jobs);
   const int64_t CW = (cols + ncc - 1) / ncc * NR;
   ncc = (s.Mg + CW - 1) / CW;
   const int64_t tasks = jobs * ncc;
@@ -160,6 +164,32 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
       const int64_t ldct = (j1 - j0 + NR - 1) / NR * NR, pbr = (pb + MR - 1) / MR * MR;
       float* Ct = thread_scratch(2, pbr * ldct);
       const float* xg = xs + (n * s.C + g * s.Cg) * plane;
+      if (crows) {
+        const int64_t rows = pb / s.OW, P = s.P;
+        const int64_t ncp = (s.Mg + MR - 1) / MR, hc = (s.Mg + ncp - 1) / ncp;
+        for (int64_t k0 = 0; k0 < s.Kg; k0 += KC) {
+          const int64_t kc = std::min(KC, s.Kg - k0);
+          for (int64_t q = 0; q < ncp; ++q) {
+            const int64_t i0 = q * hc;
+            const int mm = (int)std::min<int64_t>(hc, s.Mg - i0);
+            const float* ap = Wp + (g * s.NQ * s.Kg + k0) * kPanel + i0;
+            float* yc = Y + (n * s.Co + g * s.Mg + i0) * P + p0;
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t px = 0; px < s.OW; px += NR)
+                o.ukr_indb(kc, ap, kPanel, xg + poff[p0 + r * s.OW + px], koff.data() + k0,
+                           yc + r * s.OW + px, P, k0 > 0, mm,
+                           (int)std::min<int64_t>(NR, s.OW - px));
+          }
+        }
+        if (has_epilogue)
+          for (int64_t j = 0; j < s.Mg; ++j) {
+            const int64_t oc = g * s.Mg + j;
+            o.epilogue(Y + (n * s.Co + oc) * P + p0, pb, 1.f, B ? B + oc : nullptr, 0, 1.f,
+                       R ? R + (n * s.Co + oc) * P + p0 : nullptr, (int)p.act, p.act_a, p.act_b,
+                       (int)p.rafter);
+          }
+        continue;
+      }
       if (rows_mode) {
         const int64_t rows = pb / s.OW;
         for (int64_t k0 = 0; k0 < s.Kg; k0 += KC) {

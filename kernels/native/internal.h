@@ -84,6 +84,10 @@ struct RowOps {
   // a stride-1 convolution over the padded input: no packing).
   void (*ukr_ind)(int64_t kc, const float* base, const int32_t* koff, const float* B, int64_t ldb,
                   float* C, int64_t ldc, int accumulate, int m, int n);
+  // Indirect-B micro-kernel: ukr_mn with B(k, j) = bbase[koff[k] + j] read in place (pixels of
+  // one output row over the padded input; the last vector's loads are masked to n).
+  void (*ukr_indb)(int64_t kc, const float* A, int64_t lda, const float* bbase,
+                   const int32_t* koff, float* C, int64_t ldc, int accumulate, int m, int n);
   // Pooling rows: y[r*y_rs + i] = max(y[..], x[r*x_rs + i*stride]) (op 0) or += (op 1), for
   // i < n, r < rows (one tap over a block of output rows).
   void (*pool_rows)(const float* x, int64_t x_rs, int64_t stride, float* y, int64_t y_rs,

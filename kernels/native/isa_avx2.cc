@@ -99,6 +99,49 @@ static void ukr_g(int64_t kc, const float* __restrict A, int64_t lda, const floa
 }
 
 template <int M, int NV, int ACC>
+static void ukr_gb(int64_t kc, const float* __restrict A, int64_t lda,
+                   const float* __restrict bbase, const int32_t* __restrict koff,
+                   float* __restrict C, int64_t ldc, int tail) {
+  const __m256i bmask = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256 c[M][NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) c[i][v] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* B = bbase + koff[k];
+    __m256 b[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v)
+      b[v] = v == NV - 1 ? _mm256_maskload_ps(B + 8 * v, bmask) : _mm256_loadu_ps(B + 8 * v);
+#pragma GCC unroll 8
+    for (int i = 0; i < M; ++i) {
+      const __m256 a = _mm256_broadcast_ss(A + i);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) c[i][v] = _mm256_fmadd_ps(a, b[v], c[i][v]);
+    }
+    A += lda;
+  }
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(tail), lanes);
+#pragma GCC unroll 8
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      float* p = C + i * ldc + 8 * v;
+      if (v == NV - 1 && tail < 8) {
+        __m256 r = c[i][v];
+        if (ACC) r = _mm256_add_ps(r, _mm256_maskload_ps(p, mask));
+        _mm256_maskstore_ps(p, mask, r);
+      } else {
+        __m256 r = c[i][v];
+        if (ACC) r = _mm256_add_ps(r, _mm256_loadu_ps(p));
+        _mm256_storeu_ps(p, r);
+      }
+    }
+}
+
+template <int M, int NV, int ACC>
 static void ukr_gi(int64_t kc, const float* __restrict base, const int32_t* __restrict koff, const float* __restrict B,
                   int64_t ldb, float* __restrict C, int64_t ldc, int tail) {
   __m256 c[M][NV];
@@ -155,6 +198,24 @@ struct UkrRowI {
 static const UkrGI* const kUkrTableI[MR] = {UkrRowI<1>::fns, UkrRowI<2>::fns, UkrRowI<3>::fns,
                                           UkrRowI<4>::fns, UkrRowI<5>::fns, UkrRowI<6>::fns};
 
+using UkrGB = void (*)(int64_t, const float*, int64_t, const float*, const int32_t*, float*, int64_t,
+                      int);
+template <int M>
+struct UkrRowB {
+  static constexpr UkrGB fns[4] = {ukr_gb<M, 1, 0>, ukr_gb<M, 1, 1>, ukr_gb<M, 2, 0>, ukr_gb<M, 2, 1>};
+};
+static const UkrGB* const kUkrTableB[MR] = {UkrRowB<1>::fns, UkrRowB<2>::fns, UkrRowB<3>::fns,
+                                          UkrRowB<4>::fns, UkrRowB<5>::fns, UkrRowB<6>::fns};
+
+using UkrGI = void (*)(int64_t, const float*, const int32_t*, const float*, int64_t, float*, int64_t,
+                      int);
+template <int M>
+struct UkrRowBI {
+  static constexpr UkrGI fns[4] = {ukr_gi<M, 1, 0>, ukr_gi<M, 1, 1>, ukr_gi<M, 2, 0>, ukr_gi<M, 2, 1>};
+};
+static const UkrGI* const kUkrTableBI[MR] = {UkrRowBI<1>::fns, UkrRowBI<2>::fns, UkrRowBI<3>::fns,
+                                          UkrRowBI<4>::fns, UkrRowBI<5>::fns, UkrRowBI<6>::fns};
+
 static void ukr_mn(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
                    int64_t ldc, int accumulate, int m, int n) {
   const int nv = (n + 7) / 8;
@@ -165,6 +226,13 @@ static void ukr_ind(int64_t kc, const float* base, const int32_t* koff, const fl
                     int64_t ldb, float* C, int64_t ldc, int accumulate, int m, int n) {
   const int nv = (n + 7) / 8;
   kUkrTableI[m - 1][(nv - 1) * 2 + (accumulate ? 1 : 0)](kc, base, koff, B, ldb, C, ldc,
+                                                         n - 8 * (nv - 1));
+}
+
+static void ukr_indb(int64_t kc, const float* A, int64_t lda, const float* bbase,
+                     const int32_t* koff, float* C, int64_t ldc, int accumulate, int m, int n) {
+  const int nv = (n + 7) / 8;
+  kUkrTableB[m - 1][(nv - 1) * 2 + (accumulate ? 1 : 0)](kc, A, lda, bbase, koff, C, ldc,
                                                          n - 8 * (nv - 1));
 }
 
@@ -194,7 +262,7 @@ static void pack_gather(const float* src, const int32_t* koff, int64_t kc, const
 const RowOps kAvx2Ops = {
     "avx2",           isa_avx2::epilogue_row, isa_avx2::unary_row,   isa_avx2::binary_row,
     isa_avx2::softmax_row, isa_avx2::layernorm_row, isa_avx2::dot_row, isa_avx2::axpy_row,
-    isa_avx2::dw_plane,    isa_avx2::ukr,           isa_avx2::ukr_mn,  isa_avx2::pack_gather, isa_avx2::ukr_ind, isa_avx2::pool_rows,
+    isa_avx2::dw_plane,    isa_avx2::ukr,           isa_avx2::ukr_mn,  isa_avx2::pack_gather, isa_avx2::ukr_ind, isa_avx2::ukr_indb, isa_avx2::pool_rows,
     isa_avx2::MR,
     isa_avx2::NR,
     256,                   144,                     2048};

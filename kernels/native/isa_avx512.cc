@@ -133,6 +133,43 @@ static void ukr_g(int64_t kc, const float* __restrict A, int64_t lda, const floa
 }
 
 template <int M, int NV, int ACC>
+static void ukr_gb(int64_t kc, const float* __restrict A, int64_t lda,
+                   const float* __restrict bbase, const int32_t* __restrict koff,
+                   float* __restrict C, int64_t ldc, int tail) {
+  const __mmask16 lastb = (__mmask16)((1u << tail) - 1u);
+  __m512 c[M][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) c[i][v] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* B = bbase + koff[k];
+    __m512 b[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v)
+      b[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(lastb, B + 16 * v) : _mm512_loadu_ps(B + 16 * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) {
+      const __m512 a = _mm512_set1_ps(A[i]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) c[i][v] = _mm512_fmadd_ps(a, b[v], c[i][v]);
+    }
+    A += lda;
+  }
+  const __mmask16 last = (__mmask16)((1u << tail) - 1u);
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      float* p = C + i * ldc + 16 * v;
+      const __mmask16 k = v == NV - 1 ? last : (__mmask16)0xFFFF;
+      __m512 r = c[i][v];
+      if (ACC) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(k, p));
+      _mm512_mask_storeu_ps(p, k, r);
+    }
+}
+
+template <int M, int NV, int ACC>
 static void ukr_gi(int64_t kc, const float* __restrict base, const int32_t* __restrict koff, const float* __restrict B,
                   int64_t ldb, float* __restrict C, int64_t ldc, int tail) {
   __m512 c[M][NV];
@@ -187,6 +224,28 @@ static const UkrGI* const kUkrTableI[MR] = {
     UkrRowI<6>::fns,  UkrRowI<7>::fns,  UkrRowI<8>::fns,  UkrRowI<9>::fns,  UkrRowI<10>::fns,
     UkrRowI<11>::fns, UkrRowI<12>::fns, UkrRowI<13>::fns, UkrRowI<14>::fns};
 
+using UkrGB = void (*)(int64_t, const float*, int64_t, const float*, const int32_t*, float*, int64_t,
+                      int);
+template <int M>
+struct UkrRowB {
+  static constexpr UkrGB fns[4] = {ukr_gb<M, 1, 0>, ukr_gb<M, 1, 1>, ukr_gb<M, 2, 0>, ukr_gb<M, 2, 1>};
+};
+static const UkrGB* const kUkrTableB[MR] = {
+    UkrRowB<1>::fns,  UkrRowB<2>::fns,  UkrRowB<3>::fns,  UkrRowB<4>::fns,  UkrRowB<5>::fns,
+    UkrRowB<6>::fns,  UkrRowB<7>::fns,  UkrRowB<8>::fns,  UkrRowB<9>::fns,  UkrRowB<10>::fns,
+    UkrRowB<11>::fns, UkrRowB<12>::fns, UkrRowB<13>::fns, UkrRowB<14>::fns};
+
+using UkrGI = void (*)(int64_t, const float*, const int32_t*, const float*, int64_t, float*, int64_t,
+                      int);
+template <int M>
+struct UkrRowBI {
+  static constexpr UkrGI fns[4] = {ukr_gi<M, 1, 0>, ukr_gi<M, 1, 1>, ukr_gi<M, 2, 0>, ukr_gi<M, 2, 1>};
+};
+static const UkrGI* const kUkrTableBI[MR] = {
+    UkrRowBI<1>::fns,  UkrRowBI<2>::fns,  UkrRowBI<3>::fns,  UkrRowBI<4>::fns,  UkrRowBI<5>::fns,
+    UkrRowBI<6>::fns,  UkrRowBI<7>::fns,  UkrRowBI<8>::fns,  UkrRowBI<9>::fns,  UkrRowBI<10>::fns,
+    UkrRowBI<11>::fns, UkrRowBI<12>::fns, UkrRowBI<13>::fns, UkrRowBI<14>::fns};
+
 static void ukr_mn(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
                    int64_t ldc, int accumulate, int m, int n) {
   const int nv = (n + 15) / 16;
@@ -197,6 +256,13 @@ static void ukr_ind(int64_t kc, const float* base, const int32_t* koff, const fl
                     int64_t ldb, float* C, int64_t ldc, int accumulate, int m, int n) {
   const int nv = (n + 15) / 16;
   kUkrTableI[m - 1][(nv - 1) * 2 + (accumulate ? 1 : 0)](kc, base, koff, B, ldb, C, ldc,
+                                                         n - 16 * (nv - 1));
+}
+
+static void ukr_indb(int64_t kc, const float* A, int64_t lda, const float* bbase,
+                     const int32_t* koff, float* C, int64_t ldc, int accumulate, int m, int n) {
+  const int nv = (n + 15) / 16;
+  kUkrTableB[m - 1][(nv - 1) * 2 + (accumulate ? 1 : 0)](kc, A, lda, bbase, koff, C, ldc,
                                                          n - 16 * (nv - 1));
 }
 
@@ -277,7 +343,7 @@ const RowOps kAvx512Ops = {
     "avx512",           isa_avx512::epilogue_row, isa_avx512::unary_row,
     isa_avx512::binary_row, isa_avx512::softmax_row, isa_avx512::layernorm_row,
     isa_avx512::dot_row,    isa_avx512::axpy_row,    isa_avx512::dw_plane,
-    isa_avx512::ukr,        isa_avx512::ukr_mn,      isa_avx512::pack_gather, isa_avx512::ukr_ind, isa_avx512::pool_rows,
+    isa_avx512::ukr,        isa_avx512::ukr_mn,      isa_avx512::pack_gather, isa_avx512::ukr_ind, isa_avx512::ukr_indb, isa_avx512::pool_rows,
     isa_avx512::MR,          isa_avx512::NR,
     256,                    168,                     2048};
 

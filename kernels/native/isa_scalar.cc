@@ -48,6 +48,20 @@ static void ukr_ind(int64_t kc, const float* __restrict base, const int32_t* __r
     for (int j = 0; j < n; ++j) C[i * ldc + j] = (accumulate ? C[i * ldc + j] : 0.f) + acc[i][j];
 }
 
+static void ukr_indb(int64_t kc, const float* __restrict A, int64_t lda,
+                     const float* __restrict bbase, const int32_t* __restrict koff,
+                     float* __restrict C, int64_t ldc, int accumulate, int m, int n) {
+  float acc[MR][NR] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* B = bbase + koff[k];
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) acc[i][j] += A[i] * B[j];
+    A += lda;
+  }
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) C[i * ldc + j] = (accumulate ? C[i * ldc + j] : 0.f) + acc[i][j];
+}
+
 static void pack_gather(const float* src, const int32_t* koff, int64_t kc, const int32_t* poff,
                         int m, float* dst, int64_t lda) {
   for (int64_t k = 0; k < kc; ++k) {
@@ -64,7 +78,7 @@ const RowOps kScalarOps = {
     "scalar",           isa_scalar::epilogue_row, isa_scalar::unary_row,
     isa_scalar::binary_row, isa_scalar::softmax_row, isa_scalar::layernorm_row,
     isa_scalar::dot_row,    isa_scalar::axpy_row,    isa_scalar::dw_plane,
-    isa_scalar::ukr,        isa_scalar::ukr_mn,      isa_scalar::pack_gather, isa_scalar::ukr_ind, isa_scalar::pool_rows, isa_scalar::MR,          isa_scalar::NR,
+    isa_scalar::ukr,        isa_scalar::ukr_mn,      isa_scalar::pack_gather, isa_scalar::ukr_ind, isa_scalar::ukr_indb, isa_scalar::pool_rows, isa_scalar::MR,          isa_scalar::NR,
     256,                    128,                     1024};
 
 }  // namespace odc_native
