@@ -63,7 +63,8 @@ const RowOps kAvx2Ops = {
     "avx2",           isa_avx2::epilogue_row, isa_avx2::unary_row,   isa_avx2::binary_row,
     isa_avx2::softmax_row, isa_avx2::layernorm_row, isa_avx2::dot_row, isa_avx2::axpy_row,
     isa_avx2::dw_plane,    isa_avx2::ukr,           isa_avx2::MR,      isa_avx2::NR,
-    256,                   144,                     2048};
+    256,                   144,                     2048,
+    isa_avx2::dw_block};
 
 }  // namespace odc_native
 #pragma GCC pop_options

@@ -69,7 +69,8 @@ const RowOps kAvx512Ops = {
     isa_avx512::binary_row, isa_avx512::softmax_row, isa_avx512::layernorm_row,
     isa_avx512::dot_row,    isa_avx512::axpy_row,    isa_avx512::dw_plane,
     isa_avx512::ukr,        isa_avx512::MR,          isa_avx512::NR,
-    256,                    168,                     2048};
+    256,                    168,                     2048,
+    isa_avx512::dw_block};
 
 }  // namespace odc_native
 #pragma GCC pop_options

@@ -29,6 +29,7 @@ const RowOps kScalarOps = {
     isa_scalar::binary_row, isa_scalar::softmax_row, isa_scalar::layernorm_row,
     isa_scalar::dot_row,    isa_scalar::axpy_row,    isa_scalar::dw_plane,
     isa_scalar::ukr,        isa_scalar::MR,          isa_scalar::NR,
-    256,                    128,                     1024};
+    256,                    128,                     1024,
+    isa_scalar::dw_block};
 
 }  // namespace odc_native

@@ -385,6 +385,24 @@ void test_conv() {
   }
   run_conv_case("depthwise_conv2d_f32", ConvCase{1, 32, 56, 56, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32}, 2);
   run_conv_case("depthwise_conv2d_f32", ConvCase{1, 24, 28, 28, 24, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 24}, 2);
+  // channel-blocked path: several 16-channel blocks with a partial last one, multiplier 2,
+  // MobileNetV3-like tiny planes (2x2 with a 5x5 kernel, pads larger than the plane)
+  for (int it = 0; it < 20; ++it) {
+    ConvCase k;
+    k.N = ri(1, 2);
+    k.C = ri(13, 40);
+    k.g = k.C;
+    k.Co = k.C * (it % 4 == 3 ? 2 : 1);
+    k.KH = it % 2 ? 3 : 5, k.KW = k.KH;
+    k.sh = k.sw = ri(1, 2), k.dh = k.dw = 1;
+    k.pt = k.pl = k.pb = k.pr = k.KH / 2;
+    k.H = ri(1, 9), k.W = ri(1, 9);
+    run_conv_case("depthwise_conv2d_f32", k, (int)ri(1, 3));
+  }
+  run_conv_case("depthwise_conv2d_f32", ConvCase{1, 576, 2, 2, 576, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 576}, 2);
+  run_conv_case("depthwise_conv2d_f32", ConvCase{1, 96, 8, 8, 96, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 96}, 2);
+  run_conv_case("depthwise_conv2d_f32", ConvCase{1, 16, 32, 32, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 16}, 2);
+  run_conv_case("depthwise_conv2d_f32", ConvCase{2, 40, 64, 48, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 40}, 2);
 }
 
 void test_conv_transpose() {
