@@ -179,7 +179,8 @@ int parse_act(int64_t code, const char* what, Err& e);
   X(slice)                    \
   X(concat)                   \
   X(split)                    \
-  X(gather)
+  X(gather)                   \
+  X(pad)
 
 #define ODC_DECLARE_KERNEL(name) \
   extern "C" int32_t odc_native_##name(const odc_kernel_args*, char*, int64_t);
