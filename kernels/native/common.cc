@@ -133,30 +133,49 @@ struct Pool {
   std::atomic<uint64_t> generation{0};
   const std::function<void(int)>* job = nullptr;
   int job_threads = 0;
-  std::atomic<int> pending{0};
+  // The region's tids are claimed, not assigned: (generation << 32) | next unclaimed tid. The
+  // caller claims whatever the workers have not, so a worker the OS wakes late (a busy machine)
+  // costs nothing but its share of the parallelism.
+  std::atomic<uint64_t> claim{0};
+  std::atomic<int> pending{0};  // claimed-or-unclaimed tids >= 1 not finished yet
   std::atomic<bool> failed{false};
 
+  // Claims the next tid of region `gen` (< n), or returns -1.
+  int take(uint64_t gen, int n) {
+    uint64_t v = claim.load(std::memory_order_acquire);
+    for (;;) {
+      if ((v >> 32) != (gen & 0xffffffffu) || (int)(v & 0xffffffffu) >= n) return -1;
+      if (claim.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) return (int)(v & 0xffffffffu);
+    }
+  }
+  void run_tid(const std::function<void(int)>* fn, int t) {
+    try {
+      (*fn)(t);
+    } catch (...) {
+      failed = true;
+    }
+    if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lk(mu);
+      cv_done.notify_one();
+    }
+  }
+
   void worker(int idx, uint64_t seen) {  // idx >= 1
+    (void)idx;
     for (;;) {
       for (int i = 0; i < kSpinIters && generation.load(std::memory_order_acquire) == seen; ++i)
         cpu_relax();
       const std::function<void(int)>* fn;
+      int n;
       {
         std::unique_lock<std::mutex> lk(mu);
         cv_start.wait(lk, [&] { return generation.load(std::memory_order_acquire) != seen; });
         seen = generation.load(std::memory_order_acquire);
-        if (idx >= job_threads) continue;
         fn = job;
+        n = job_threads;
       }
-      try {
-        (*fn)(idx);
-      } catch (...) {
-        failed = true;
-      }
-      if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        std::lock_guard<std::mutex> lk(mu);
-        cv_done.notify_one();
-      }
+      if (!fn) continue;
+      for (int t; (t = take(seen, n)) >= 0;) run_tid(fn, t);
     }
   }
 };
@@ -219,7 +238,9 @@ bool parallel_run(int nthreads, const std::function<void(int)>& fn) {
     p->job_threads = nthreads;
     p->pending.store(nthreads - 1);
     p->failed = false;
-    p->generation.fetch_add(1, std::memory_order_release);
+    const uint64_t gen = p->generation.load() + 1;
+    p->claim.store(((gen & 0xffffffffu) << 32) | 1u, std::memory_order_release);
+    p->generation.store(gen, std::memory_order_release);
   }
   p->cv_start.notify_all();
   bool ok = true;
@@ -229,6 +250,9 @@ bool parallel_run(int nthreads, const std::function<void(int)>& fn) {
   } catch (...) {
     ok = false;
   }
+  // the tids no worker has started yet run here
+  const uint64_t gen = p->generation.load(std::memory_order_acquire);
+  for (int t; (t = p->take(gen, nthreads)) >= 0;) p->run_tid(&fn, t);
   t_in_region = false;
   for (int i = 0; i < kSpinIters && p->pending.load(std::memory_order_acquire) != 0; ++i)
     cpu_relax();
