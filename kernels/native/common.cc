@@ -133,49 +133,38 @@ struct Pool {
   std::atomic<uint64_t> generation{0};
   const std::function<void(int)>* job = nullptr;
   int job_threads = 0;
-  // The region's tids are claimed, not assigned: (generation << 32) | next unclaimed tid. The
-  // caller claims whatever the workers have not, so a worker the OS wakes late (a busy machine)
-  // costs nothing but its share of the parallelism.
-  std::atomic<uint64_t> claim{0};
-  std::atomic<int> pending{0};  // claimed-or-unclaimed tids >= 1 not finished yet
+  std::atomic<int> pending{0};
   std::atomic<bool> failed{false};
-
-  // Claims the next tid of region `gen` (< n), or returns -1.
-  int take(uint64_t gen, int n) {
-    uint64_t v = claim.load(std::memory_order_acquire);
-    for (;;) {
-      if ((v >> 32) != (gen & 0xffffffffu) || (int)(v & 0xffffffffu) >= n) return -1;
-      if (claim.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) return (int)(v & 0xffffffffu);
-    }
-  }
-  void run_tid(const std::function<void(int)>* fn, int t) {
-    try {
-      (*fn)(t);
-    } catch (...) {
-      failed = true;
-    }
-    if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lk(mu);
-      cv_done.notify_one();
-    }
-  }
+  // Per region, slot t (1..job_threads-1) is claimed by worker t (kClaimed) or, if that worker
+  // has not started when the caller finishes its own share, taken over by the caller (kStolen):
+  // a descheduled worker (an oversubscribed machine) never stalls the region.
+  static constexpr int kOpen = 0, kClaimed = 1, kStolen = 2;
+  std::atomic<int> slot[256];
 
   void worker(int idx, uint64_t seen) {  // idx >= 1
-    (void)idx;
     for (;;) {
       for (int i = 0; i < kSpinIters && generation.load(std::memory_order_acquire) == seen; ++i)
         cpu_relax();
       const std::function<void(int)>* fn;
-      int n;
       {
         std::unique_lock<std::mutex> lk(mu);
         cv_start.wait(lk, [&] { return generation.load(std::memory_order_acquire) != seen; });
         seen = generation.load(std::memory_order_acquire);
+        if (idx >= job_threads) continue;
+        int open = kOpen;
+        if (!slot[idx].compare_exchange_strong(open, kClaimed, std::memory_order_acq_rel))
+          continue;  // the caller ran this share
         fn = job;
-        n = job_threads;
       }
-      if (!fn) continue;
-      for (int t; (t = take(seen, n)) >= 0;) run_tid(fn, t);
+      try {
+        (*fn)(idx);
+      } catch (...) {
+        failed = true;
+      }
+      if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lk(mu);
+        cv_done.notify_one();
+      }
     }
   }
 };
@@ -236,11 +225,10 @@ bool parallel_run(int nthreads, const std::function<void(int)>& fn) {
     }
     p->job = &fn;
     p->job_threads = nthreads;
+    for (int t = 1; t < nthreads; ++t) p->slot[t].store(Pool::kOpen, std::memory_order_relaxed);
     p->pending.store(nthreads - 1);
     p->failed = false;
-    const uint64_t gen = p->generation.load() + 1;
-    p->claim.store(((gen & 0xffffffffu) << 32) | 1u, std::memory_order_release);
-    p->generation.store(gen, std::memory_order_release);
+    p->generation.fetch_add(1, std::memory_order_release);
   }
   p->cv_start.notify_all();
   bool ok = true;
@@ -250,9 +238,18 @@ bool parallel_run(int nthreads, const std::function<void(int)>& fn) {
   } catch (...) {
     ok = false;
   }
-  // the tids no worker has started yet run here
-  const uint64_t gen = p->generation.load(std::memory_order_acquire);
-  for (int t; (t = p->take(gen, nthreads)) >= 0;) p->run_tid(&fn, t);
+  // shares whose worker has not started yet: run them here
+  for (int t = 1; t < nthreads; ++t) {
+    int open = Pool::kOpen;
+    if (!p->slot[t].compare_exchange_strong(open, Pool::kStolen, std::memory_order_acq_rel))
+      continue;
+    try {
+      fn(t);
+    } catch (...) {
+      ok = false;
+    }
+    p->pending.fetch_sub(1, std::memory_order_acq_rel);
+  }
   t_in_region = false;
   for (int i = 0; i < kSpinIters && p->pending.load(std::memory_order_acquire) != 0; ++i)
     cpu_relax();
@@ -267,8 +264,8 @@ bool parallel_run(int nthreads, const std::function<void(int)>& fn) {
 // ---------------------------------------------------------------- scratch
 namespace {
 struct Scratch {
-  float* p[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};  // slots 0..4
-  int64_t n[5] = {0, 0, 0, 0, 0};
+  float* p[8] = {};  // slots 0..7 (internal.h)
+  int64_t n[8] = {};
   ~Scratch() {
     for (auto q : p) std::free(q);
   }

@@ -1,71 +1,189 @@
-// Convolutions (NCHW, fp32): conv2d_f32 (implicit-im2col GEMM), depthwise_conv2d_f32 (direct),
-// conv_transpose2d_f32 (GEMM + col2im). All with fused bias + residual + activation.
+// Convolutions (NCHW, fp32): conv2d_f32 / conv2d_packed_f32 (implicit-im2col GEMM over packed
+// weights) and conv_transpose2d_f32 (GEMM + col2im), with fused bias + residual + activation.
+// Depthwise convolution is in dwconv.cc.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "conv.h"
 
 namespace odc_native {
 namespace {
 
-// B = im2col(x) for one image and one group, packed directly into GEMM panels (never
-// materialized): B(k, n) with k = (c, ky, kx), n = (oy, ox).
-struct Im2colB : BSource {
-  const float* x;
-  int64_t H, W, KH, KW, sh, sw, pt, pl, dh, dw, OH, OW;
-  void pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int nr, float* dst) const override {
-    struct Run {
-      int64_t j0, len, oy, ox0;
-    };
-    Run runs[66];
-    for (int64_t p = 0; p * nr < nc; ++p) {
-      const int64_t c0 = n0 + p * nr;
-      const int64_t ce = std::min<int64_t>(nr, nc - p * nr);
-      float* d = dst + p * kc * nr;
-      int nrun = 0;
-      for (int64_t j = 0; j < ce;) {
-        const int64_t n = c0 + j, oy = n / OW, ox = n % OW;
-        const int64_t len = std::min<int64_t>(ce - j, OW - ox);
-        runs[nrun++] = Run{j, len, oy, ox};
-        j += len;
-      }
-      int64_t c = k0 / (KH * KW), r = k0 % (KH * KW), ky = r / KW, kx = r % KW;
-      for (int64_t kk = 0; kk < kc; ++kk) {
-        float* dk = d + kk * nr;
-        for (int q = 0; q < nrun; ++q) {
-          const Run& ru = runs[q];
-          float* o = dk + ru.j0;
-          const int64_t iy = ru.oy * sh - pt + ky * dh;
-          if (iy < 0 || iy >= H) {
-            for (int64_t t = 0; t < ru.len; ++t) o[t] = 0.f;
-            continue;
-          }
-          const float* row = x + (c * H + iy) * W;
-          const int64_t ix0 = ru.ox0 * sw - pl + kx * dw;
-          int64_t tlo = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
-          int64_t thi = ix0 <= W - 1 ? (W - 1 - ix0) / sw + 1 : 0;
-          if (tlo > ru.len) tlo = ru.len;
-          if (thi > ru.len) thi = ru.len;
-          if (thi < tlo) thi = tlo;
-          int64_t t = 0;
-          for (; t < tlo; ++t) o[t] = 0.f;
-          if (sw == 1) {
-            const float* s = row + ix0;
-            for (; t < thi; ++t) o[t] = s[t];
-          } else {
-            for (; t < thi; ++t) o[t] = row[ix0 + t * sw];
-          }
-          for (; t < ru.len; ++t) o[t] = 0.f;
-        }
-        for (int64_t j = ce; j < nr; ++j) dk[j] = 0.f;
-        if (++kx == KW) {
-          kx = 0;
-          if (++ky == KH) ky = 0, ++c;
-        }
+// Packed weights (conv2d_packed_f32; conv2d_f32 packs per call): 32-wide panels of output
+// channels, Wp[g][q][k][j] = W[g*Mg + q*32 + j][k] (zero where q*32 + j >= Mg), with
+// k = (c*KH + ky)*KW + kx. 32 is a multiple of every ISA's NR, so the layout does not depend on
+// the CPU the module runs on: an NR-wide sub-panel starts at j % 32 and has row stride 32.
+constexpr int64_t kPanel = 32;
+
+struct ConvShape {
+  int64_t N, C, H, W, Co, KH, KW, OH, OW, G, Cg, Mg, Kg, P, NQ;
+};
+
+ConvShape conv_shape(const View& X, int64_t Co, int64_t KH, int64_t KW, const View& Y,
+                     int64_t G) {
+  ConvShape s;
+  s.N = X.shape[0], s.C = X.shape[1], s.H = X.shape[2], s.W = X.shape[3];
+  s.Co = Co, s.KH = KH, s.KW = KW, s.OH = Y.shape[2], s.OW = Y.shape[3], s.G = G;
+  s.Cg = s.C / G, s.Mg = Co / G, s.Kg = s.Cg * KH * KW, s.P = s.OH * s.OW;
+  s.NQ = (s.Mg + kPanel - 1) / kPanel;
+  return s;
+}
+
+void pack_weights(const ConvShape& s, const float* W, float* Wp) {
+  for (int64_t g = 0; g < s.G; ++g)
+    for (int64_t q = 0; q < s.NQ; ++q) {
+      float* d = Wp + (g * s.NQ + q) * s.Kg * kPanel;
+      const int64_t m0 = q * kPanel, mn = std::min<int64_t>(kPanel, s.Mg - m0);
+      for (int64_t k = 0; k < s.Kg; ++k) {
+        float* dk = d + k * kPanel;
+        int64_t j = 0;
+        for (; j < mn; ++j) dk[j] = W[(g * s.Mg + m0 + j) * s.Kg + k];
+        for (; j < kPanel; ++j) dk[j] = 0.f;
       }
     }
+}
+
+// Y = epilogue(conv(X, W)) as C^T[P x Mg] = im2col(X)^T[P x Kg] * W^T[Kg x Mg] per image and
+// group: output pixels are the micro-kernel's rows (packed MR at a time straight from X, no
+// im2col buffer), output channels its columns (read from the packed weights, never repacked).
+// A tile of C^T is transposed into Y's rows, where bias, residual and activation are applied.
+int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const float* Wp,
+                 const float* B, const float* R, float* Y, int nthreads, Err& e) {
+  const RowOps& o = ops();
+  const int MR = o.mr, NR = o.nr;
+  const int64_t KC = o.kc, lda = (MR + 7) / 8 * 8;
+  // Implicit im2col: A(k, pixel) = Xp[koff[k] + poff[pixel]] over the zero-padded input Xp.
+  const int64_t Hp = s.H + p.pt + p.pb, Wpad = s.W + p.pl + p.pr, plane = Hp * Wpad;
+  if (s.Cg * plane >= (int64_t(1) << 31))
+    return e.fail("input of %lld x %lld x %lld per group is too large (2^31 elements)",
+                  (long long)s.Cg, (long long)Hp, (long long)Wpad);
+  const bool padded = p.pt || p.pl || p.pb || p.pr;
+  const int T = threads_for(s.N * s.Co * s.P * s.Kg, int64_t(1) << 16, nthreads);
+  const float* xs = X;
+  if (padded) {
+    float* xp = thread_scratch(5, s.N * s.C * plane);
+    const int64_t planes = s.N * s.C;
+    const int TP = threads_for(planes * plane, int64_t(1) << 15, T);
+    if (!parallel_run(TP, [&](int tid) {
+          int64_t b, en;
+          split_range(planes, TP, tid, &b, &en);
+          for (int64_t q = b; q < en; ++q) {
+            float* d = xp + q * plane;
+            const float* x = X + q * s.H * s.W;
+            std::memset(d, 0, p.pt * Wpad * 4);
+            for (int64_t y = 0; y < s.H; ++y) {
+              float* row = d + (p.pt + y) * Wpad;
+              std::memset(row, 0, p.pl * 4);
+              std::memcpy(row + p.pl, x + y * s.W, s.W * 4);
+              std::memset(row + p.pl + s.W, 0, p.pr * 4);
+            }
+            std::memset(d + (p.pt + s.H) * Wpad, 0, p.pb * Wpad * 4);
+          }
+        }))
+      return e.fail("internal error in worker");
+    xs = xp;
   }
-};
+  std::vector<int32_t> koff((size_t)s.Kg), poff((size_t)s.P);
+  for (int64_t c = 0, k = 0; c < s.Cg; ++c)
+    for (int64_t ky = 0; ky < s.KH; ++ky)
+      for (int64_t kx = 0; kx < s.KW; ++kx)
+        koff[k++] = (int32_t)(c * plane + ky * p.dh * Wpad + kx * p.dw);
+  for (int64_t oy = 0, q = 0; oy < s.OH; ++oy)
+    for (int64_t ox = 0; ox < s.OW; ++ox) poff[q++] = (int32_t)(oy * p.sh * Wpad + ox * p.sw);
+  // Stride-1 rows of >= 8 outputs: micro-kernel panels lie inside output rows, so A rows are
+  // contiguous in Xp and read in place (ukr_ind). Otherwise panels are gathered (pack_gather).
+  const bool rows_mode = p.sw == 1 && s.OW >= 8;
+  // pixel blocks of ~128: whole output rows (rows mode) or a multiple of MR, balanced
+  int64_t PB, npb;
+  if (rows_mode) {
+    const int64_t rows = std::max<int64_t>(1, 128 / s.OW);
+    PB = rows * s.OW;
+    npb = (s.OH + rows - 1) / rows;
+  } else {
+    const int64_t target = std::max<int64_t>(MR, (128 / MR) * MR);
+    npb = (s.P + target - 1) / target;
+    PB = ((s.P + npb - 1) / npb + MR - 1) / MR * MR;
+  }
+  const int64_t npr = (s.OW + MR - 1) / MR, hpr = (s.OW + npr - 1) / npr;  // panels per row
+  const int64_t jobs = s.N * s.G * npb;
+  // few blocks: also split the output channels (NR-aligned chunks) across threads
+  const int64_t cols = (s.Mg + NR - 1) / NR;
+  int64_t ncc = 1;
+  if (jobs < 2 * T) ncc = std::min<int64_t>(cols, (2 * T + jobs - 1) / jobs);
+  const int64_t CW = (cols + ncc - 1) / ncc * NR;
+  ncc = (s.Mg + CW - 1) / CW;
+  const int64_t tasks = jobs * ncc;
+  const bool has_epilogue = B || R || p.act != ACT_NONE;
+  std::atomic<int64_t> next{0};
+  const bool ok = parallel_run(T, [&](int) {
+    for (;;) {
+      const int64_t t = next.fetch_add(1, std::memory_order_relaxed);
+      if (t >= tasks) break;
+      const int64_t cc = t % ncc, job = t / ncc;
+      const int64_t pbi = job % npb, ng = job / npb, g = ng % s.G, n = ng / s.G;
+      const int64_t p0 = pbi * PB, pb = std::min(PB, s.P - p0);
+      const int64_t j0 = cc * CW, j1 = std::min(s.Mg, j0 + CW);
+      if (pb <= 0 || j0 >= j1) continue;
+      const int64_t ldct = (j1 - j0 + NR - 1) / NR * NR, pbr = (pb + MR - 1) / MR * MR;
+      float* Ct = thread_scratch(2, pbr * ldct);
+      const float* xg = xs + (n * s.C + g * s.Cg) * plane;
+      if (rows_mode) {
+        const int64_t rows = pb / s.OW;
+        for (int64_t k0 = 0; k0 < s.Kg; k0 += KC) {
+          const int64_t kc = std::min(KC, s.Kg - k0);
+          for (int64_t j = j0; j < j1; j += NR) {
+            const int nn = (int)std::min<int64_t>(NR, j1 - j);
+            const float* bp = Wp + ((g * s.NQ + j / kPanel) * s.Kg + k0) * kPanel + j % kPanel;
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t q = 0; q < npr; ++q) {
+                const int64_t px = r * s.OW + q * hpr;
+                o.ukr_ind(kc, xg + poff[p0 + px], koff.data() + k0, bp, kPanel,
+                          Ct + px * ldct + (j - j0), ldct, k0 > 0,
+                          (int)std::min<int64_t>(hpr, s.OW - q * hpr), nn);
+              }
+          }
+        }
+      } else {
+        // pixel panels of balanced height (16 pixels: 8 + 8, not 14 + 2)
+        const int64_t npan = pbr / MR, hp = (pb + npan - 1) / npan;
+        // K blocks keep a weight panel slice (kc x 32) in L1 across the pixel panels; with a
+        // single pixel panel there is no reuse to protect: one block
+        const int64_t KB = pbr == MR ? s.Kg : KC;
+        float* Ap = thread_scratch(0, pbr / MR * lda * std::min(KB, s.Kg));
+        for (int64_t k0 = 0; k0 < s.Kg; k0 += KB) {
+          const int64_t kc = std::min(KB, s.Kg - k0);
+          for (int64_t q = 0; q < npan; ++q)
+            o.pack_gather(xg, koff.data() + k0, kc, poff.data() + p0 + q * hp,
+                          (int)std::min<int64_t>(hp, pb - q * hp), Ap + q * kc * lda, lda);
+          for (int64_t j = j0; j < j1; j += NR) {
+            const int nn = (int)std::min<int64_t>(NR, j1 - j);
+            const float* bp = Wp + ((g * s.NQ + j / kPanel) * s.Kg + k0) * kPanel + j % kPanel;
+            for (int64_t q = 0; q < npan; ++q) {
+              const int mm = (int)std::min<int64_t>(hp, pb - q * hp);
+              o.ukr_mn(kc, Ap + q * kc * lda, lda, bp, kPanel, Ct + q * hp * ldct + (j - j0),
+                       ldct, k0 > 0, mm, nn);
+            }
+          }
+        }
+      }
+      // C^T tile -> Y rows (a strided read of Ct, which is in L1/L2; contiguous writes), then
+      // the epilogue on the row while it is hot
+      for (int64_t j = j0; j < j1; ++j) {
+        const int64_t oc = g * s.Mg + j;
+        float* y = Y + (n * s.Co + oc) * s.P + p0;
+        const float* ct = Ct + (j - j0);
+        for (int64_t i = 0; i < pb; ++i) y[i] = ct[i * ldct];
+        if (has_epilogue)
+          o.epilogue(y, pb, 1.f, B ? B + oc : nullptr, 0, 1.f,
+                     R ? R + (n * s.Co + oc) * s.P + p0 : nullptr, (int)p.act, p.act_a, p.act_b,
+                     (int)p.rafter);
+      }
+    }
+  });
+  return ok ? 0 : e.fail("out of memory (packing buffers)");
+}
 
 }  // namespace
 }  // namespace odc_native
@@ -78,7 +196,8 @@ using namespace odc_native;
  * iparams: [stride_h, stride_w, pad_t, pad_l, pad_b, pad_r, dil_h, dil_w, group, act,
  *           residual_after_act]
  * fparams: [act_alpha, act_beta]
- * workspace: 0 (im2col is packed on the fly into per-thread GEMM panels; 1x1/s1/p0 skips it)
+ * workspace: 0 (W is packed per call into a per-thread buffer; constant weights should use
+ *            conv2d_packed_f32, packed once at compile time)
  * Y must not overlap any input. */
 ODC_DEFINE_KERNEL(conv2d_f32) {
   if (check_counts(a, 2, 4, 1, 1, 11, 2, e)) return 1;
@@ -87,46 +206,50 @@ ODC_DEFINE_KERNEL(conv2d_f32) {
   View X, Wt, B, R, Y;
   if (conv_views(a, p, &X, &Wt, &B, &R, &Y, e)) return 1;
   if (Y.numel == 0) return 0;
-  const int64_t N = X.shape[0], C = X.shape[1], H = X.shape[2], W = X.shape[3];
-  const int64_t Co = Wt.shape[0], KH = Wt.shape[2], KW = Wt.shape[3];
-  const int64_t OH = Y.shape[2], OW = Y.shape[3], G = p.group;
-  const int64_t Cg = C / G, Mg = Co / G, Kg = Cg * KH * KW, OHW = OH * OW;
-  const bool pointwise = KH == 1 && KW == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 &&
-                         p.pl == 0 && p.pb == 0 && p.pr == 0;
-  const int nt = a->num_threads;
-  const int64_t jobs = N * G;
-  const int64_t per_job = Mg * OHW * Kg;
-  // Many small GEMMs (grouped convs, batches of small images): one thread per GEMM.
-  const bool outer = jobs >= nt && nt > 1 && (per_job < (int64_t(1) << 22) || jobs >= 4 * nt);
-  auto run_job = [&](int64_t job, int threads) -> bool {
-    const int64_t n = job / G, g = job % G;
-    const float* xg = X.data + (n * C + g * Cg) * H * W;
-    Epilogue ep;
-    ep.act = (int)p.act, ep.act_a = p.act_a, ep.act_b = p.act_b, ep.res_after_act = (int)p.rafter;
-    if (B.data) ep.bias = B.data + g * Mg, ep.bias_rs = 1, ep.bias_cs = 0;
-    if (R.data) ep.res = R.data + (n * Co + g * Mg) * OHW, ep.res_ld = OHW;
-    float* yg = Y.data + (n * Co + g * Mg) * OHW;
-    const float* wg = Wt.data + g * Mg * Kg;
-    if (pointwise) return sgemm(Mg, OHW, Kg, wg, Kg, false, BMatrix(xg, H * W, false), yg, OHW,
-                                ep, threads);
-    Im2colB src;
-    src.x = xg, src.H = H, src.W = W, src.KH = KH, src.KW = KW, src.sh = p.sh, src.sw = p.sw;
-    src.pt = p.pt, src.pl = p.pl, src.dh = p.dh, src.dw = p.dw, src.OH = OH, src.OW = OW;
-    return sgemm(Mg, OHW, Kg, wg, Kg, false, src, yg, OHW, ep, threads);
-  };
-  bool ok = true;
-  if (outer) {
-    ok = parallel_run(nt, [&](int tid) {
-      int64_t b, en;
-      split_range(jobs, nt, tid, &b, &en);
-      for (int64_t j = b; j < en; ++j)
-        if (!run_job(j, 1)) throw std::bad_alloc();
-    });
-  } else {
-    for (int64_t j = 0; j < jobs && ok; ++j) ok = run_job(j, nt);
-  }
-  if (!ok) return e.fail("out of memory (packing buffers)");
-  return 0;
+  const ConvShape s = conv_shape(X, Wt.shape[0], Wt.shape[2], Wt.shape[3], Y, p.group);
+  float* Wp = thread_scratch(3, s.G * s.NQ * s.Kg * kPanel);
+  pack_weights(s, Wt.data, Wp);
+  return conv_packed(s, p, X.data, Wp, B.data, R.data, Y.data, a->num_threads, e);
+}
+
+/* conv2d_packed_f32: conv2d_f32 with the weights packed at compile time
+ * inputs : X [N, C, H, W], Wp [group, ceil(Mg/32), Cg*KH*KW, 32] with Cg = C/group,
+ *          Mg = Co/group: Wp[g][q][k][j] = W[g*Mg + q*32 + j][k] for q*32 + j < Mg, else 0,
+ *          k = (c*KH + ky)*KW + kx; B [Co] (optional), R [N, Co, OH, OW] (optional)
+ * outputs: Y [N, Co, OH, OW]
+ * iparams: [stride_h, stride_w, pad_t, pad_l, pad_b, pad_r, dil_h, dil_w, group, act,
+ *           residual_after_act, Co, KH, KW]
+ * fparams: [act_alpha, act_beta]
+ * workspace: 0. Y must not overlap any input. */
+ODC_DEFINE_KERNEL(conv2d_packed_f32) {
+  if (check_counts(a, 2, 4, 1, 1, 14, 2, e)) return 1;
+  ConvParams p;
+  if (parse_conv_params(a, &p, e) || parse_epilogue_params(a, 9, &p, e)) return 1;
+  const int64_t Co = a->iparams[11], KH = a->iparams[12], KW = a->iparams[13];
+  const int64_t lim = int64_t(1) << 30;
+  if (Co < 1 || KH < 1 || KW < 1 || Co > lim || KH > lim || KW > lim)
+    return e.fail("Co, KH, KW must be >= 1, got %lld, %lld, %lld", (long long)Co, (long long)KH,
+                  (long long)KW);
+  View X, Wp, B, R, Y;
+  if (get_view(a->inputs[0], "input 0 (X)", 4, 4, false, &X, e)) return 1;
+  if (get_view(a->inputs[1], "input 1 (Wp)", 4, 4, false, &Wp, e)) return 1;
+  const int64_t G = p.group, C = X.shape[1];
+  if (C % G || Co % G)
+    return e.fail("C=%lld and Co=%lld must be multiples of group=%lld", (long long)C,
+                  (long long)Co, (long long)G);
+  const int64_t Kg = C / G * KH * KW, NQ = (Co / G + kPanel - 1) / kPanel;
+  char s1[128];
+  if (Wp.shape[0] != G || Wp.shape[1] != NQ || Wp.shape[2] != Kg || Wp.shape[3] != kPanel)
+    return e.fail("packed weights Wp %s, expected [%lld, %lld, %lld, 32]",
+                  shape_str(Wp, s1, 128), (long long)G, (long long)NQ, (long long)Kg);
+  // the shared checks, against the logical weight shape
+  View Wl = Wp;
+  Wl.shape[0] = Co, Wl.shape[1] = C / G, Wl.shape[2] = KH, Wl.shape[3] = KW;
+  if (conv_check(a, p, X, Wl, &B, &R, &Y, e)) return 1;
+  if (check_no_overlap(Y, "Y", Wp, "Wp", false, e)) return 1;
+  if (Y.numel == 0) return 0;
+  const ConvShape s = conv_shape(X, Co, KH, KW, Y, G);
+  return conv_packed(s, p, X.data, Wp.data, B.data, R.data, Y.data, a->num_threads, e);
 }
 
 /* conv_transpose2d_f32: Y = act(conv_transpose(X, W) + B [+ R]) [+ R]

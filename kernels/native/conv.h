@@ -18,6 +18,9 @@ int parse_epilogue_params(const odc_kernel_args* a, int act_idx, ConvParams* p, 
 // Shared checks for conv2d/depthwise: X [N,C,H,W], W [Co, C/g, KH, KW], B [Co], R = Y shape.
 int conv_views(const odc_kernel_args* a, const ConvParams& p, View* X, View* Wt, View* B, View* R,
                View* Y, Err& e);
+// conv_views after X and W: reads B, R, Y and checks them against X and (logical) W.
+int conv_check(const odc_kernel_args* a, const ConvParams& p, const View& X, const View& W,
+               View* B, View* R, View* Y, Err& e);
 
 }  // namespace odc_native
 

@@ -34,6 +34,13 @@ int conv_views(const odc_kernel_args* a, const ConvParams& p, View* X, View* Wt,
                View* Y, Err& e) {
   if (get_view(a->inputs[0], "input 0 (X)", 4, 4, false, X, e)) return 1;
   if (get_view(a->inputs[1], "input 1 (W)", 4, 4, false, Wt, e)) return 1;
+  return conv_check(a, p, *X, *Wt, B, R, Y, e);
+}
+
+int conv_check(const odc_kernel_args* a, const ConvParams& p, const View& Xv, const View& Wv,
+               View* B, View* R, View* Y, Err& e) {
+  const View* X = &Xv;
+  const View* Wt = &Wv;
   if (a->num_inputs > 2 && get_view(a->inputs[2], "input 2 (B)", 1, 1, true, B, e)) return 1;
   if (a->num_inputs > 3 && get_view(a->inputs[3], "input 3 (R)", 4, 4, true, R, e)) return 1;
   if (get_view(a->outputs[0], "output 0 (Y)", 4, 4, false, Y, e)) return 1;

@@ -54,26 +54,37 @@ void BMatrix::pack(int64_t k0, int64_t kc, int64_t n0, int64_t nc, int nr, float
   }
 }
 
-static void pack_a(const float* A, int64_t lda, bool trans, int64_t i0, int64_t mc, int64_t k0,
-                   int64_t kc, int mr, float* dst) {
+// A panels: dst[p][k][i] (row stride lda >= mr, a multiple of 8, zero padded) for rows
+// [i0, i0+mc) and k in [k0, k0+kc). Row-major A is transposed with the ISA's gather-pack.
+static void pack_a(const RowOps& o, const float* A, int64_t lda, bool trans, int64_t i0,
+                   int64_t mc, int64_t k0, int64_t kc, int mr, int64_t plda, float* dst) {
+  static const std::vector<int32_t> kIdentity = [] {
+    std::vector<int32_t> v(4096);
+    for (int i = 0; i < 4096; ++i) v[i] = i;
+    return v;
+  }();
   for (int64_t p = 0; p * mr < mc; ++p) {
     const int64_t r0 = i0 + p * mr;
     const int64_t re = std::min<int64_t>(mr, mc - p * mr);
-    float* d = dst + p * kc * mr;
-    if (!trans) {
+    float* d = dst + p * kc * plda;
+    if (!trans && kc <= 4096 && lda * re < (int64_t(1) << 31)) {
+      int32_t poff[64];
+      for (int64_t i = 0; i < re; ++i) poff[i] = (int32_t)(i * lda);
+      o.pack_gather(A + r0 * lda + k0, kIdentity.data(), kc, poff, (int)re, d, plda);
+    } else if (!trans) {
       for (int64_t i = 0; i < re; ++i) {
         const float* src = A + (r0 + i) * lda + k0;
-        for (int64_t k = 0; k < kc; ++k) d[k * mr + i] = src[k];
+        for (int64_t k = 0; k < kc; ++k) d[k * plda + i] = src[k];
       }
-      for (int64_t i = re; i < mr; ++i)
-        for (int64_t k = 0; k < kc; ++k) d[k * mr + i] = 0.f;
+      for (int64_t i = re; i < plda; ++i)
+        for (int64_t k = 0; k < kc; ++k) d[k * plda + i] = 0.f;
     } else {
       for (int64_t k = 0; k < kc; ++k) {
         const float* src = A + (k0 + k) * lda + r0;
-        float* dk = d + k * mr;
+        float* dk = d + k * plda;
         int64_t i = 0;
         for (; i < re; ++i) dk[i] = src[i];
-        for (; i < mr; ++i) dk[i] = 0.f;
+        for (; i < plda; ++i) dk[i] = 0.f;
       }
     }
   }
@@ -104,9 +115,9 @@ static void gemm_block(const RowOps& o, int64_t m0, int64_t m1, int64_t n0, int6
     apply_epilogue(C, ldc, m0, m1, n0, n1, ep);
     return;
   }
-  float* Ap = thread_scratch(0, MC * KC);
+  const int64_t plda = (MR + 7) / 8 * 8;  // A panel row stride (pack_gather's layout)
+  float* Ap = thread_scratch(0, (MC + MR - 1) / MR * plda * KC);
   float* Bp = thread_scratch(1, KC * round_up(std::min<int64_t>(NC, n1 - n0), NR));
-  alignas(64) float tmp[16 * 32];
   for (int64_t jc = n0; jc < n1; jc += NC) {
     const int64_t nc = std::min<int64_t>(NC, n1 - jc);
     for (int64_t pc = 0; pc < K; pc += KC) {
@@ -116,22 +127,15 @@ static void gemm_block(const RowOps& o, int64_t m0, int64_t m1, int64_t n0, int6
       B.pack(pc, kc, jc, nc, NR, Bp);
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = std::min<int64_t>(MC, m1 - ic);
-        pack_a(A, lda, transA, ic, mc, pc, kc, MR, Ap);
+        pack_a(o, A, lda, transA, ic, mc, pc, kc, MR, plda, Ap);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min<int64_t>(NR, nc - jr);
           const float* bp = Bp + (jr / NR) * kc * NR;
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t mr = std::min<int64_t>(MR, mc - ir);
-            const float* ap = Ap + (ir / MR) * kc * MR;
+            const float* ap = Ap + (ir / MR) * kc * plda;
             float* c = C + (ic + ir) * ldc + jc + jr;
-            if (mr == MR && nr == NR) {
-              o.ukr(kc, ap, bp, c, ldc, acc);
-            } else {
-              o.ukr(kc, ap, bp, tmp, NR, 0);
-              for (int64_t i = 0; i < mr; ++i)
-                for (int64_t j = 0; j < nr; ++j)
-                  c[i * ldc + j] = (acc ? c[i * ldc + j] : 0.f) + tmp[i * NR + j];
-            }
+            o.ukr_mn(kc, ap, plda, bp, NR, c, ldc, acc, (int)mr, (int)nr);
           }
         }
         if (last) apply_epilogue(C, ldc, ic, ic + mc, jc, jc + nc, ep);
@@ -313,7 +317,7 @@ ODC_DEFINE_KERNEL(gemm_f32) {
   }
   int64_t Mf = M, nb = batch;
   if (batch > 1 && b_shared && a_full && !ta && ep.bias_rs == 0) Mf = M * batch, nb = 1;
-  for (int64_t bi = 0; bi < nb; ++bi) {
+  auto run_one = [&](int64_t bi, int threads) -> bool {
     int64_t aoff = 0, boff = 0, rem = bi;
     for (int d = yb - 1; d >= 0; --d) {
       const int64_t idx = rem % Y.shape[d];
@@ -324,13 +328,26 @@ ODC_DEFINE_KERNEL(gemm_f32) {
     Epilogue epb = ep;
     if (R.data) epb.res = R.data + bi * M * N;
     float* Yp = Y.data + bi * M * N;
-    bool ok;
     if (Mf <= 6)
-      ok = small_m_gemm(Mf, N, K, A.data + aoff, lda, ta, B.data + boff, ldb, tb, Yp, N, epb, nt);
-    else
-      ok = sgemm(Mf, N, K, A.data + aoff, lda, ta, BMatrix(B.data + boff, ldb, tb), Yp, N, epb,
-                 nt);
+      return small_m_gemm(Mf, N, K, A.data + aoff, lda, ta, B.data + boff, ldb, tb, Yp, N, epb,
+                          threads);
+    return sgemm(Mf, N, K, A.data + aoff, lda, ta, BMatrix(B.data + boff, ldb, tb), Yp, N, epb,
+                 threads);
+  };
+  // Many small products (attention heads): one thread per product, products handed out
+  // dynamically; large ones: each product uses every thread.
+  const int64_t per = Mf * N * std::max<int64_t>(K, 1);
+  if (nb > 1 && nt > 1 && per < (int64_t(1) << 20)) {
+    const int T = threads_for(nb * per, int64_t(1) << 16, nt);
+    std::atomic<int64_t> next{0};
+    const bool ok = parallel_run(T, [&](int) {
+      for (int64_t bi; (bi = next.fetch_add(1, std::memory_order_relaxed)) < nb;)
+        if (!run_one(bi, 1)) throw std::bad_alloc();
+    });
     if (!ok) return e.fail("out of memory (packing buffers)");
+  } else {
+    for (int64_t bi = 0; bi < nb; ++bi)
+      if (!run_one(bi, nt)) return e.fail("out of memory (packing buffers)");
   }
   return 0;
 }

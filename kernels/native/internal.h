@@ -84,6 +84,21 @@ struct RowOps {
                    int sw, int pt, int pl, int dh, int dw, float* y, int64_t OH, int64_t OW);
   // GEMM micro-kernel: C[MR x NR] (+)= Apanel[kc x MR]^T * Bpanel[kc x NR]
   void (*ukr)(int64_t kc, const float* A, const float* B, float* C, int64_t ldc, int accumulate);
+  // Edge / strided micro-kernel: C[m x n] (+)= A[kc x m] * B[kc x n], 1 <= m <= mr, 1 <= n <= nr.
+  // A rows are `lda` floats apart (a packed panel: lda = mr), B rows `ldb` floats apart, and every
+  // B row has nr readable floats (zero beyond n). Only the m x n block of C is read / written.
+  void (*ukr_mn)(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
+                 int64_t ldc, int accumulate, int m, int n);
+  // Gathers a micro-kernel A panel: dst[k*lda + i] = src[koff[k] + poff[i]] for k < kc, i < m,
+  // and 0 for m <= i < lda; lda is a multiple of 8 and >= mr (the conv's implicit im2col).
+  void (*pack_gather)(const float* src, const int32_t* koff, int64_t kc, const int32_t* poff,
+                      int m, float* dst, int64_t lda);
+  // Indirect micro-kernel: ukr_mn with A(k, i) = base[koff[k] + i] read in place (conv rows of
+  // a stride-1 convolution over the padded input: no packing).
+  void (*ukr_ind)(int64_t kc, const float* base, const int32_t* koff, const float* B, int64_t ldb,
+                  float* C, int64_t ldc, int accumulate, int m, int n);
+  // Pooling row: y[i] = max(y[i], x[i*stride]) (op 0) or y[i] += x[i*stride] (op 1), i < n.
+  void (*pool_row)(const float* x, int64_t stride, float* y, int64_t n, int op);
   int mr, nr, kc, mc, nc;
   // Depthwise output channels [c0, c0 + nc) (nc <= 16), output rows [oy0, oy1), with the fused
   // bias + residual + activation: channels are the vector lanes (transposed through scratch
@@ -117,7 +132,8 @@ inline int threads_for(int64_t work, int64_t grain, int max_threads) {
 }
 
 // Per-thread scratch (64-byte aligned, grown on demand, kept for the thread's lifetime); slots
-// 0..4 (0, 1 GEMM packing, 2 conv, 3 norm / resize, 4 eltwise_program).
+// 0..7 (0, 1 GEMM packing, 2 conv, 3 norm / resize / conv weights, 4 eltwise_program, 5 conv
+// padded input, 6..7 free).
 float* thread_scratch(int slot, int64_t nfloats);
 
 // ---------------------------------------------------------------- GEMM
@@ -162,6 +178,7 @@ int parse_act(int64_t code, const char* what, Err& e);
 #define ODC_NATIVE_KERNELS(X) \
   X(gemm_f32)                 \
   X(conv2d_f32)               \
+  X(conv2d_packed_f32)        \
   X(depthwise_conv2d_f32)     \
   X(conv_transpose2d_f32)     \
   X(maxpool2d_f32)            \

@@ -42,6 +42,38 @@ ODC_DEFINE_KERNEL(softmax_f32) {
   const bool ok = parallel_run(T, [&](int tid) {
     int64_t b, en;
     split_range(outer, T, tid, &b, &en);
+    if (inner == 1 && n < 32) {
+      // short rows (detection heads: n = 4..16): per-row max and sum are a few scalar ops, the
+      // exponentials of a block of rows one vectorized pass
+      constexpr int64_t kRows = 128;
+      float* ex = thread_scratch(3, kRows * n + kRows);
+      float* mx = ex + kRows * n;
+      for (int64_t r0 = b; r0 < en; r0 += kRows) {
+        const int64_t rn = std::min(kRows, en - r0);
+        const float* x = X.data + r0 * n;
+        float* y = Y.data + r0 * n;
+        for (int64_t r = 0; r < rn; ++r) {
+          float m = -std::numeric_limits<float>::infinity();
+          for (int64_t j = 0; j < n; ++j) m = std::max(m, x[r * n + j]);
+          if (std::isinf(m) && m < 0) m = 0;
+          mx[r] = m;
+          for (int64_t j = 0; j < n; ++j) ex[r * n + j] = x[r * n + j] - m;
+        }
+        o.unary(ex, ex, rn * n, ACT_EXP, 0.f, 0.f);
+        for (int64_t r = 0; r < rn; ++r) {
+          float sum = 0.f;
+          for (int64_t j = 0; j < n; ++j) sum += ex[r * n + j];
+          if (lg) {
+            const float ls = mx[r] + std::log(sum);
+            for (int64_t j = 0; j < n; ++j) y[r * n + j] = x[r * n + j] - ls;
+          } else {
+            const float inv = 1.0f / sum;
+            for (int64_t j = 0; j < n; ++j) y[r * n + j] = ex[r * n + j] * inv;
+          }
+        }
+      }
+      return;
+    }
     if (inner == 1) {
       for (int64_t r = b; r < en; ++r) o.softmax(X.data + r * n, Y.data + r * n, n, (int)lg);
       return;

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "internal.h"
 
@@ -55,21 +56,52 @@ inline void tap_range(int64_t start, int64_t k, int64_t d, int64_t in, int64_t* 
   *khi = std::max(*klo, std::min(hi, k));
 }
 
+// Per output row / column: the first input index and the valid tap range, plus the divisor of
+// count_include_pad; computed once per call (no divisions in the per-pixel loops).
+struct Taps {
+  std::vector<int64_t> start, lo, hi, padded;  // padded: taps inside the padded extent
+  void build(int64_t out, int64_t s, int64_t pad0, int64_t pad1, int64_t k, int64_t d,
+             int64_t in) {
+    start.resize(out), lo.resize(out), hi.resize(out), padded.resize(out);
+    for (int64_t o = 0; o < out; ++o) {
+      start[o] = o * s - pad0;
+      tap_range(start[o], k, d, in, &lo[o], &hi[o]);
+      int64_t a0, a1;
+      tap_range(start[o] + pad0, k, d, in + pad0 + pad1, &a0, &a1);
+      padded[o] = a1 - a0;
+    }
+  }
+};
+
 template <bool MAX>
-void pool_plane(const float* x, int64_t H, int64_t W, const PoolParams& p, float* y, int64_t OH,
-                int64_t OW) {
+void pool_plane(const float* x, int64_t W, const PoolParams& p, const Taps& ty, const Taps& tx,
+                int64_t in0, int64_t in1, float* y, int64_t OH, int64_t OW) {
+  const float init = MAX ? -std::numeric_limits<float>::infinity() : 0.f;
   for (int64_t oy = 0; oy < OH; ++oy) {
-    const int64_t ys = oy * p.sh - p.pt;
-    int64_t kylo, kyhi;
-    tap_range(ys, p.kh, p.dh, H, &kylo, &kyhi);
+    const int64_t kylo = ty.lo[oy], kyhi = ty.hi[oy];
     float* yr = y + oy * OW;
+    const float* xrow = x + ty.start[oy] * W;
+    // interior columns [in0, in1) (every horizontal tap inside): tap-major loops over the row,
+    // independent per output (vectorizable), instead of a dependent max/add chain per output
+    for (int64_t ox = in0; ox < in1; ++ox) yr[ox] = init;
+    const RowOps& o = ops();
+    for (int64_t ky = kylo; ky < kyhi; ++ky)
+      for (int64_t kx = 0; kx < p.kw; ++kx)
+        o.pool_row(xrow + ky * p.dh * W + kx * p.dw - p.pl + in0 * p.sw, p.sw, yr + in0,
+                   in1 - in0, MAX ? 0 : 1);
+    if (!MAX && in1 > in0) {
+      const int64_t cnt = p.include_pad ? ty.padded[oy] * tx.padded[in0] : (kyhi - kylo) * p.kw;
+      const float inv = cnt > 0 ? 1.f / (float)cnt : 0.f;
+      for (int64_t ox = in0; ox < in1; ++ox) yr[ox] = cnt > 0 ? yr[ox] * inv : 0.f;
+    }
     for (int64_t ox = 0; ox < OW; ++ox) {
-      const int64_t xs = ox * p.sw - p.pl;
-      int64_t kxlo, kxhi;
-      tap_range(xs, p.kw, p.dw, W, &kxlo, &kxhi);
-      float acc = MAX ? -std::numeric_limits<float>::infinity() : 0.f;
+      if (ox == in0 && in1 > in0) ox = in1;
+      if (ox >= OW) break;
+      const int64_t kxlo = tx.lo[ox], kxhi = tx.hi[ox];
+      const float* xc = xrow + tx.start[ox];
+      float acc = init;
       for (int64_t ky = kylo; ky < kyhi; ++ky) {
-        const float* xr = x + (ys + ky * p.dh) * W + xs;
+        const float* xr = xc + ky * p.dh * W;
         if (MAX) {
           for (int64_t kx = kxlo; kx < kxhi; ++kx) {
             const float v = xr[kx * p.dw];
@@ -80,15 +112,8 @@ void pool_plane(const float* x, int64_t H, int64_t W, const PoolParams& p, float
         }
       }
       if (!MAX) {
-        int64_t cnt;
-        if (p.include_pad) {  // taps inside the padded extent [-pad_begin, in + pad_end)
-          int64_t a0, a1, b0, b1;
-          tap_range(ys + p.pt, p.kh, p.dh, H + p.pt + p.pb, &a0, &a1);
-          tap_range(xs + p.pl, p.kw, p.dw, W + p.pl + p.pr, &b0, &b1);
-          cnt = (a1 - a0) * (b1 - b0);
-        } else {
-          cnt = (kyhi - kylo) * (kxhi - kxlo);
-        }
+        const int64_t cnt =
+            p.include_pad ? ty.padded[oy] * tx.padded[ox] : (kyhi - kylo) * (kxhi - kxlo);
         acc = cnt > 0 ? acc / (float)cnt : 0.f;
       }
       yr[ox] = acc;
@@ -110,12 +135,22 @@ int run_pool(const odc_kernel_args* a, Err& e, bool avg_flag) {
   if (Y.numel == 0) return 0;
   const int64_t planes = X.shape[0] * X.shape[1], H = X.shape[2], W = X.shape[3];
   const int64_t OH = Y.shape[2], OW = Y.shape[3];
+  Taps ty, tx;
+  ty.build(OH, p.sh, p.pt, p.pb, p.kh, p.dh, H);
+  tx.build(OW, p.sw, p.pl, p.pr, p.kw, p.dw, W);
+  // interior columns: a contiguous range where every horizontal tap is inside the input, with
+  // one padded-extent divisor (count_include_pad)
+  int64_t in0 = 0, in1 = 0;
+  while (in0 < OW && (tx.lo[in0] != 0 || tx.hi[in0] != p.kw)) ++in0;
+  in1 = in0;
+  while (in1 < OW && tx.lo[in1] == 0 && tx.hi[in1] == p.kw && tx.padded[in1] == tx.padded[in0])
+    ++in1;
   const int T = threads_for(planes * OH * OW * p.kh * p.kw, 1 << 15, a->num_threads);
   const bool ok = parallel_run(T, [&](int tid) {
     int64_t b, en;
     split_range(planes, T, tid, &b, &en);
     for (int64_t q = b; q < en; ++q)
-      pool_plane<MAX>(X.data + q * H * W, H, W, p, Y.data + q * OH * OW, OH, OW);
+      pool_plane<MAX>(X.data + q * H * W, W, p, ty, tx, in0, in1, Y.data + q * OH * OW, OH, OW);
   });
   if (!ok) return e.fail("internal error in worker");
   return 0;

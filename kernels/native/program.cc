@@ -169,35 +169,67 @@ ODC_DEFINE_KERNEL(eltwise_program_f32) {
   }
   const int64_t n = cs[nd - 1];
   const int64_t rows = Y.numel / n;
-  const int64_t nch = (n + kBlock - 1) / kBlock;
+  // Short inner runs (n < 64: e.g. [2, 192, 4] * [2, 192, 1]): a block holds several rows and
+  // every input is first copied (broadcast-expanded) into a block-sized register of its own, so
+  // the instructions still run over 256 contiguous elements instead of n.
+  const bool packed = n < 64;
+  const int64_t rows_per = packed ? kBlock / n : 1;
+  const int64_t nch = packed ? 1 : (n + kBlock - 1) / kBlock;
+  const int64_t items = packed ? (rows + rows_per - 1) / rows_per : rows * nch;
   const RowOps& o = ops();
   const int T = threads_for(Y.numel, 1 << 14, a->num_threads);
   const bool ok = parallel_run(T, [&](int tid) {
     int64_t wb, we;
-    split_range(rows * nch, T, tid, &wb, &we);
-    float* regs = thread_scratch(4, nregs * kBlock);
+    split_range(items, T, tid, &wb, &we);
+    float* regs = thread_scratch(4, (nregs + (packed ? nin : 0)) * kBlock);
+    float* in_regs = regs + nregs * kBlock;
     const float* ptr[kMaxInputs];
     int64_t inner[kMaxInputs];
     for (int i = 0; i < nin; ++i) inner[i] = cst[(size_t)i * ODC_MAX_RANK + nd - 1];
     int64_t last_row = -1;
     int64_t base[kMaxInputs];
-    for (int64_t w = wb; w < we; ++w) {
-      const int64_t row = w / nch, c0 = (w % nch) * kBlock, cn = std::min(kBlock, n - c0);
-      if (row != last_row) {
-        for (int i = 0; i < nin; ++i) base[i] = 0;
-        int64_t rem = row;
-        for (int d = nd - 2; d >= 0; --d) {
-          const int64_t idx = rem % cs[d];
-          rem /= cs[d];
-          for (int i = 0; i < nin; ++i) base[i] += idx * cst[(size_t)i * ODC_MAX_RANK + d];
-        }
-        last_row = row;
+    auto row_base = [&](int64_t row) {
+      if (row == last_row) return;
+      for (int i = 0; i < nin; ++i) base[i] = 0;
+      int64_t rem = row;
+      for (int d = nd - 2; d >= 0; --d) {
+        const int64_t idx = rem % cs[d];
+        rem /= cs[d];
+        for (int i = 0; i < nin; ++i) base[i] += idx * cst[(size_t)i * ODC_MAX_RANK + d];
       }
-      for (int i = 0; i < nin; ++i) ptr[i] = X[(size_t)i].data + base[i] + c0 * inner[i];
+      last_row = row;
+    };
+    int64_t in_stride[kMaxInputs];
+    for (int64_t w = wb; w < we; ++w) {
+      int64_t out0, cn;  // first output element and element count of this block
+      if (packed) {
+        const int64_t r0 = w * rows_per, rn = std::min(rows_per, rows - r0);
+        for (int64_t r = 0; r < rn; ++r) {
+          row_base(r0 + r);
+          for (int i = 0; i < nin; ++i) {
+            const float* src = X[(size_t)i].data + base[i];
+            float* dst = in_regs + i * kBlock + r * n;
+            if (inner[i] == 0) {
+              for (int64_t j = 0; j < n; ++j) dst[j] = src[0];
+            } else {
+              for (int64_t j = 0; j < n; ++j) dst[j] = src[j * inner[i]];
+            }
+          }
+        }
+        for (int i = 0; i < nin; ++i) ptr[i] = in_regs + i * kBlock, in_stride[i] = 1;
+        out0 = r0 * n, cn = rn * n;
+      } else {
+        const int64_t row = w / nch, c0 = (w % nch) * kBlock;
+        cn = std::min(kBlock, n - c0);
+        row_base(row);
+        for (int i = 0; i < nin; ++i)
+          ptr[i] = X[(size_t)i].data + base[i] + c0 * inner[i], in_stride[i] = inner[i];
+        out0 = row * n + c0;
+      }
       auto operand = [&](int64_t x, int64_t* s) -> const float* {
         const int64_t kind = x >> kKindShift, idx = x & kIndexMask;
         if (kind == K_REG) { *s = 1; return regs + idx * kBlock; }
-        if (kind == K_INPUT) { *s = inner[idx]; return ptr[idx]; }
+        if (kind == K_INPUT) { *s = in_stride[idx]; return ptr[idx]; }
         *s = 0;
         return imm.data() + idx;
       };
@@ -229,7 +261,7 @@ ODC_DEFINE_KERNEL(eltwise_program_f32) {
           }
         }
       }
-      std::copy(regs + result * kBlock, regs + result * kBlock + cn, Y.data + row * n + c0);
+      std::copy(regs + result * kBlock, regs + result * kBlock + cn, Y.data + out0);
     }
   });
   if (!ok) return e.fail("internal error in worker");

@@ -384,11 +384,28 @@ def _bind_conv(graph: Graph, group: FusionGroup, node: Node, bias: Value | None,
                 raise Reject("conv2d_f32", "bias must be a constant of Co elements")
         else:
             bias = _const_as(graph, group, bias, np.broadcast_to(array.reshape(-1), (co,)))
-    entry = "conv2d_f32"
-    if group_n == xs[1] and ws[1] == 1 and group_n > 1:
-        entry = "depthwise_conv2d_f32"
     iparams = [s[0], s[1], *pads, d[0], d[1], group_n, act[0], 0]
-    return _builtin(entry, [x, w, bias, residual], [out], iparams, [act[1], act[2]])
+    if group_n == xs[1] and ws[1] == 1 and group_n > 1:
+        return _builtin("depthwise_conv2d_f32", [x, w, bias, residual], [out], iparams,
+                        [act[1], act[2]])  # fmt: skip
+    packed = ir.make_constant(graph, pack_conv_weights(ir.const_value(w), group_n), f"{w.name}_packed")
+    group.inputs = [packed if v is w else v for v in group.inputs]
+    return _builtin("conv2d_packed_f32", [x, packed, bias, residual], [out],
+                    [*iparams, co, k[0], k[1]], [act[1], act[2]])  # fmt: skip
+
+
+def pack_conv_weights(w: np.ndarray, group: int) -> np.ndarray:
+    """``conv2d_packed_f32``'s weight layout (params.md): 32-wide output-channel panels.
+
+    ``Wp[g, q, k, j] = W[g*Mg + q*32 + j, k]`` over the flattened ``k = (c, ky, kx)``, zero
+    where ``q*32 + j >= Mg``.
+    """
+    co = w.shape[0]
+    mg, kg = co // group, int(np.prod(w.shape[1:]))
+    nq = -(-mg // 32)
+    padded = np.zeros((group, nq * 32, kg), dtype=np.float32)
+    padded[:, :mg] = w.reshape(group, mg, kg)
+    return np.ascontiguousarray(padded.reshape(group, nq, 32, kg).transpose(0, 1, 3, 2))
 
 
 def _bind_gemm(graph: Graph, group: FusionGroup, node: Node, bias: Value | None,

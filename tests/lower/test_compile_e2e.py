@@ -99,7 +99,7 @@ def test_conv_bias_relu_all_native(tmp_path: Path) -> None:
     report = _compile(_conv_bias_relu(), tmp_path / "m", {"x": [2, 3, 9, 9]})
     assert not report.fallbacks
     kernels = {row.kernel for row in report.steps}
-    assert kernels == {"native.conv2d_f32", "native.depthwise_conv2d_f32"}
+    assert kernels == {"native.conv2d_packed_f32", "native.depthwise_conv2d_f32"}
     assert report.arena_size > 0
     x = _rand(np.random.default_rng(5), 2, 3, 9, 9)
     _check_against_ort(_conv_bias_relu(), tmp_path / "m", {"x": x})
@@ -260,3 +260,39 @@ def test_eltwise_program_rejects_integer_cast(tmp_path: Path) -> None:
     x = _rand(np.random.default_rng(10), 2, 6)
     mask = np.array([[1, 0, 1, 1, 0, 0], [0, 0, 1, 1, 1, 0]], np.int64)
     _check_against_ort(proto, tmp_path / "m", {"x": x, "mask": mask})
+
+
+@pytest.mark.parametrize(
+    ("c", "hw", "co", "k", "attrs"),
+    [
+        (8, 9, 70, 3, {"pads": [1, 1, 1, 1]}),  # Co across three 32-wide weight panels
+        (12, 11, 18, 3, {"group": 3, "strides": [2, 2], "pads": [1, 0, 2, 1]}),  # grouped
+        (6, 13, 40, 3, {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
+        (64, 2, 128, 3, {"pads": [1, 1, 1, 1]}),  # 4 output pixels: a partial micro-kernel row
+        (5, 17, 33, 1, {}),  # pointwise, Co = 32 + 1
+    ],
+)
+def test_conv_packed_weights_match_ort(tmp_path: Path, c, hw, co, k, attrs) -> None:
+    """Constant conv weights are packed at compile time into 32-wide panels (params.md)."""
+    rng = np.random.default_rng(co)
+    cg = c // attrs.get("group", 1)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", **attrs),
+             helper.make_node("Relu", ["c"], ["y"], name="relu")]  # fmt: skip
+    weights = {"w": _rand(rng, co, cg, k, k, scale=0.3), "b": _rand(rng, co)}
+    proto = make_model(nodes, [("x", FLOAT, [2, c, hw, hw])], [("y", FLOAT, [2, co, "H", "W"])],
+                       weights)  # fmt: skip
+    report = _compile(proto, tmp_path / "m", {})
+    assert [s.kernel for s in report.steps] == ["native.conv2d_packed_f32"]
+    _check_against_ort(proto, tmp_path / "m", {"x": _rand(rng, 2, c, hw, hw)})
+
+
+def test_pack_conv_weights_layout() -> None:
+    from optimizer.lower.bind import pack_conv_weights
+
+    w = np.arange(2 * 35 * 3 * 2 * 2, dtype=np.float32).reshape(70, 3, 2, 2)  # group 2: Mg 35
+    packed = pack_conv_weights(w, 2)
+    assert packed.shape == (2, 2, 12, 32)
+    flat = w.reshape(2, 35, 12)
+    assert packed[1, 0, 5, 7] == flat[1, 7, 5]
+    assert packed[1, 1, 11, 2] == flat[1, 34, 11]
+    assert not packed[0, 1, :, 3:].any()  # channels 35..63 of the last panel are zero

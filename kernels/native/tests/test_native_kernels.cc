@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "internal.h"
 #include "registry.h"
 
 namespace {
@@ -329,6 +330,18 @@ void run_conv_case(const char* kernel, const ConvCase& k, int threads) {
   c.in = {X.t(), Wt.t(), has_b ? B.t() : null_tensor(), has_r ? R.t() : null_tensor()};
   c.out = {Y.t()};
   c.ip = {k.sh, k.sw, k.pt, k.pl, k.pb, k.pr, k.dh, k.dw, k.g, act, rafter};
+  T Wp;
+  if (std::strcmp(kernel, "conv2d_packed_f32") == 0) {  // the documented compile-time packing
+    const int64_t Mg = k.Co / k.g, Kg = k.C / k.g * k.KH * k.KW, NQ = (Mg + 31) / 32;
+    Wp = T({k.g, NQ, Kg, 32}, false);
+    for (int64_t g = 0; g < k.g; ++g)
+      for (int64_t q = 0; q < NQ; ++q)
+        for (int64_t kk = 0; kk < Kg; ++kk)
+          for (int64_t j = 0; j < 32 && q * 32 + j < Mg; ++j)
+            Wp.v[((g * NQ + q) * Kg + kk) * 32 + j] = Wt.v[(g * Mg + q * 32 + j) * Kg + kk];
+    c.in[1] = Wp.t();
+    c.ip.insert(c.ip.end(), {k.Co, k.KH, k.KW});
+  }
   c.fp = {aa, ab};
   c.threads = threads;
   int rc = c.run(kernel);
@@ -358,7 +371,13 @@ void test_conv() {
     k.pt = ri(0, 2), k.pl = ri(0, 2), k.pb = ri(0, 2), k.pr = ri(0, 2);
     k.H = ri((k.KH - 1) * k.dh + 1, 20), k.W = ri((k.KW - 1) * k.dw + 1, 40);
     run_conv_case("conv2d_f32", k, (int)ri(1, 3));
+    run_conv_case("conv2d_packed_f32", k, (int)ri(1, 3));
   }
+  // tiny spatial extents (rows of the micro-kernel < MR) and wide channel counts
+  run_conv_case("conv2d_packed_f32", ConvCase{1, 64, 2, 2, 128, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 2);
+  run_conv_case("conv2d_packed_f32", ConvCase{2, 16, 5, 3, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 3);
+  run_conv_case("conv2d_packed_f32", ConvCase{1, 300, 3, 3, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 2);
+  run_conv_case("conv2d_packed_f32", ConvCase{1, 32, 33, 35, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2}, 2);
   // pointwise (no im2col), ResNet-like 3x3, stem 7x7/2, larger channel counts
   run_conv_case("conv2d_f32", ConvCase{1, 64, 14, 14, 96, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1}, 2);
   run_conv_case("conv2d_f32", ConvCase{2, 40, 9, 11, 50, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2}, 2);
@@ -549,6 +568,7 @@ void test_softmax() {
     std::vector<int64_t> shp;
     for (int d = 0; d < rank; ++d) shp.push_back(ri(1, 9));
     if (it % 5 == 0) shp.back() = 1000 + ri(0, 50);
+    if (it % 5 == 2) shp.front() = 300 + ri(0, 9);  // many short rows: blocks of rows
     int64_t axis = it % 2 ? -1 : ri(-rank, rank - 1);
     const int lg = it % 3 == 0;
     T X(shp, true, -30.f, 30.f), Y(shp, false);  // large magnitudes: stability
@@ -1003,6 +1023,26 @@ void test_errors() {
     c.ip[8] = 1;
     expect_error("kernel larger than input", c, "conv2d_f32");
   }
+  {  // conv2d_packed_f32: packed shape, logical sizes
+    T X({1, 4, 8, 8}), Wp({1, 1, 36, 32}), Yc({1, 8, 6, 6}, false);
+    Call c;
+    c.in = {X.t(), Wp.t()};
+    c.out = {Yc.t()};
+    c.ip = {1, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 8, 3, 3};
+    c.fp = {0, 0};
+    CHECK(c.run("conv2d_packed_f32") == 0, "packed conv baseline: %s", c.err);
+    c.ip[12] = 2;
+    expect_error("packed conv Kg mismatch", c, "conv2d_packed_f32");
+    c.ip[12] = 3, c.ip[11] = 40;
+    expect_error("packed conv Co needs 2 panels", c, "conv2d_packed_f32");
+    c.ip[11] = 0;
+    expect_error("packed conv Co 0", c, "conv2d_packed_f32");
+    c.ip[11] = 8, c.ip[8] = 3;
+    expect_error("packed conv bad group", c, "conv2d_packed_f32");
+    c.ip[8] = 1;
+    c.ip.pop_back();
+    expect_error("packed conv iparam count", c, "conv2d_packed_f32");
+  }
   {
     T X({1, 2, 5, 5}), Yp({1, 2, 3, 3}, false);
     Call c;
@@ -1059,7 +1099,17 @@ void test_errors() {
 void test_registry_and_threads() {
   int32_t n = 0;
   const odc_builtin* t = odc_native_kernels(&n);
-  CHECK(n == 21, "kernel count %d", n);
+  // every kernel of internal.h's list is registered, under its name, exactly once
+#define ODC_NAME(name) #name,
+  const char* const expected[] = {ODC_NATIVE_KERNELS(ODC_NAME)};
+#undef ODC_NAME
+  const int32_t n_expected = (int32_t)(sizeof(expected) / sizeof(expected[0]));
+  CHECK(n == n_expected, "kernel count %d, internal.h lists %d", n, n_expected);
+  for (const char* name : expected) {
+    int found = 0;
+    for (int i = 0; i < n; ++i) found += t[i].name && std::strcmp(t[i].name, name) == 0;
+    CHECK(found == 1, "%s registered %d times", name, found);
+  }
   for (int i = 0; i < n; ++i) {
     CHECK(t[i].fn != nullptr && t[i].name != nullptr, "entry %d", i);
     for (int j = 0; j < i; ++j) CHECK(std::strcmp(t[i].name, t[j].name), "duplicate %s", t[i].name);
