@@ -74,13 +74,19 @@ bool pad_rows(const U* x, U* y, int r, const int64_t* xs, const int64_t* ys, con
   return parallel_run(T, [&](int tid) {
     int64_t b, en;
     split_range(rows, T, tid, &b, &en);
+    int64_t idx[ODC_MAX_RANK] = {0};  // output index of row b over the outer axes (odometer)
+    for (int64_t d = r - 2, rem = b; d >= 0; --d) {
+      idx[d] = rem % ys[d];
+      rem /= ys[d];
+    }
     for (int64_t row = b; row < en; ++row) {
+      if (row > b)
+        for (int d = r - 2; d >= 0 && ++idx[d] == ys[d]; --d) idx[d] = 0;
       U* yp = y + row * n;
-      int64_t rem = row, off = 0;
+      int64_t off = 0;
       bool fill = false;
       for (int d = r - 2; d >= 0; --d) {
-        const int64_t i = map_index(rem % ys[d], m[d], mode);
-        rem /= ys[d];
+        const int64_t i = map_index(idx[d], m[d], mode);
         if (i < 0) {
           fill = true;
           break;
