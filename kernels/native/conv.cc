@@ -55,14 +55,19 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
   const int MR = o.mr, NR = o.nr;
   const int64_t KC = o.kc, lda = (MR + 7) / 8 * 8;
   // Implicit im2col: A(k, pixel) = Xp[koff[k] + poff[pixel]] over the zero-padded input Xp.
-  const int64_t Hp = s.H + p.pt + p.pb, Wpad = s.W + p.pl + p.pr, plane = Hp * Wpad;
+  // Horizontal stride 2 (dilation 1): Xp is stored column-deinterleaved, even columns then odd
+  // ones (rows of W2 = ceil(Wpad / 2)), so the outputs of a row read consecutive elements again.
+  const int64_t Hp = s.H + p.pt + p.pb, Wpad = s.W + p.pl + p.pr;
+  const bool deint = p.sw == 2 && p.dw == 1 && s.KW > 1;  // 1x1: the copy would cost more
+  const int64_t W2 = deint ? (Wpad + 1) / 2 : Wpad, half = Hp * W2;
+  const int64_t plane = deint ? 2 * half : Hp * Wpad;
   if (s.Cg * plane >= (int64_t(1) << 31))
     return e.fail("input of %lld x %lld x %lld per group is too large (2^31 elements)",
                   (long long)s.Cg, (long long)Hp, (long long)Wpad);
   const bool padded = p.pt || p.pl || p.pb || p.pr;
   const int T = threads_for(s.N * s.Co * s.P * s.Kg, int64_t(1) << 16, nthreads);
   const float* xs = X;
-  if (padded) {
+  if (padded || deint) {
     float* xp = thread_scratch(5, s.N * s.C * plane);
     const int64_t planes = s.N * s.C;
     const int TP = threads_for(planes * plane, int64_t(1) << 15, T);
@@ -72,6 +77,24 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
           for (int64_t q = b; q < en; ++q) {
             float* d = xp + q * plane;
             const float* x = X + q * s.H * s.W;
+            if (deint) {
+              // column c = 2j (+1 for odd) of the padded row reads x[c - pl] when inside
+              const int64_t e0 = (p.pl + 1) / 2, e1 = std::min(W2, (s.W - 1 + p.pl) / 2 + 1);
+              const int64_t o0 = p.pl / 2;
+              const int64_t o1 = s.W - 2 + p.pl < 0 ? 0 : std::min(W2, (s.W - 2 + p.pl) / 2 + 1);
+              for (int64_t y = 0; y < Hp; ++y) {
+                float* ev = d + y * W2;
+                float* od = d + half + y * W2;
+                const int64_t iy = y - p.pt;
+                std::memset(ev, 0, W2 * 4);
+                std::memset(od, 0, W2 * 4);
+                if (iy < 0 || iy >= s.H) continue;
+                const float* xe = x + iy * s.W - p.pl;  // xe[c] = x[iy][c - pl]
+                for (int64_t j = e0; j < e1; ++j) ev[j] = xe[2 * j];
+                for (int64_t j = o0; j < o1; ++j) od[j] = xe[2 * j + 1];
+              }
+              continue;
+            }
             std::memset(d, 0, p.pt * Wpad * 4);
             for (int64_t y = 0; y < s.H; ++y) {
               float* row = d + (p.pt + y) * Wpad;
@@ -85,16 +108,24 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
       return e.fail("internal error in worker");
     xs = xp;
   }
-  std::vector<int32_t> koff((size_t)s.Kg), poff((size_t)s.P);
+  // Rows of >= 8 outputs reading consecutive elements (stride 1, or 2 deinterleaved):
+  // micro-kernel panels lie inside output rows, so A rows are read in place (ukr_ind).
+  // Otherwise panels are gathered (pack_gather), and the images of the batch share the pixel
+  // dimension (2x2 maps of two images: one 8-row panel, each weight read once).
+  const int64_t colstep = deint ? 1 : p.sw;
+  const bool rows_mode = colstep == 1 && s.OW >= 8;
+  const bool fold = !rows_mode && s.N > 1 && s.N * s.C * plane < (int64_t(1) << 31);
+  const int64_t NP = fold ? s.N * s.P : s.P;  // pixels per job row space
+  std::vector<int32_t> koff((size_t)s.Kg), poff((size_t)NP);
   for (int64_t c = 0, k = 0; c < s.Cg; ++c)
     for (int64_t ky = 0; ky < s.KH; ++ky)
       for (int64_t kx = 0; kx < s.KW; ++kx)
-        koff[k++] = (int32_t)(c * plane + ky * p.dh * Wpad + kx * p.dw);
-  for (int64_t oy = 0, q = 0; oy < s.OH; ++oy)
-    for (int64_t ox = 0; ox < s.OW; ++ox) poff[q++] = (int32_t)(oy * p.sh * Wpad + ox * p.sw);
-  // Stride-1 rows of >= 8 outputs: micro-kernel panels lie inside output rows, so A rows are
-  // contiguous in Xp and read in place (ukr_ind). Otherwise panels are gathered (pack_gather).
-  const bool rows_mode = p.sw == 1 && s.OW >= 8;
+        koff[k++] = (int32_t)(deint ? c * plane + (kx & 1) * half + ky * p.dh * W2 + (kx >> 1)
+                                    : c * plane + ky * p.dh * Wpad + kx * p.dw);
+  for (int64_t n = 0, q = 0; n < (fold ? s.N : 1); ++n)
+    for (int64_t oy = 0; oy < s.OH; ++oy)
+      for (int64_t ox = 0; ox < s.OW; ++ox)
+        poff[q++] = (int32_t)(n * s.C * plane + oy * p.sh * W2 + ox * colstep);
   // pixel blocks of ~128: whole output rows (rows mode) or a multiple of MR, balanced
   int64_t PB, npb;
   if (rows_mode) {
@@ -103,11 +134,11 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
     npb = (s.OH + rows - 1) / rows;
   } else {
     const int64_t target = std::max<int64_t>(MR, (128 / MR) * MR);
-    npb = (s.P + target - 1) / target;
-    PB = ((s.P + npb - 1) / npb + MR - 1) / MR * MR;
+    npb = (NP + target - 1) / target;
+    PB = ((NP + npb - 1) / npb + MR - 1) / MR * MR;
   }
   const int64_t npr = (s.OW + MR - 1) / MR, hpr = (s.OW + npr - 1) / npr;  // panels per row
-  const int64_t jobs = s.N * s.G * npb;
+  const int64_t jobs = (fold ? 1 : s.N) * s.G * npb;
   // few blocks: also split the output channels (NR-aligned chunks) across threads
   const int64_t cols = (s.Mg + NR - 1) / NR;
   int64_t ncc = 1;
@@ -123,7 +154,7 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
       if (t >= tasks) break;
       const int64_t cc = t % ncc, job = t / ncc;
       const int64_t pbi = job % npb, ng = job / npb, g = ng % s.G, n = ng / s.G;
-      const int64_t p0 = pbi * PB, pb = std::min(PB, s.P - p0);
+      const int64_t p0 = pbi * PB, pb = std::min(PB, NP - p0);
       const int64_t j0 = cc * CW, j1 = std::min(s.Mg, j0 + CW);
       if (pb <= 0 || j0 >= j1) continue;
       const int64_t ldct = (j1 - j0 + NR - 1) / NR * NR, pbr = (pb + MR - 1) / MR * MR;
@@ -169,16 +200,21 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
         }
       }
       // C^T tile -> Y rows (a strided read of Ct, which is in L1/L2; contiguous writes), then
-      // the epilogue on the row while it is hot
-      for (int64_t j = j0; j < j1; ++j) {
-        const int64_t oc = g * s.Mg + j;
-        float* y = Y + (n * s.Co + oc) * s.P + p0;
-        const float* ct = Ct + (j - j0);
-        for (int64_t i = 0; i < pb; ++i) y[i] = ct[i * ldct];
-        if (has_epilogue)
-          o.epilogue(y, pb, 1.f, B ? B + oc : nullptr, 0, 1.f,
-                     R ? R + (n * s.Co + oc) * s.P + p0 : nullptr, (int)p.act, p.act_a, p.act_b,
-                     (int)p.rafter);
+      // the epilogue on the row while it is hot; a folded block is cut at image boundaries
+      for (int64_t q0 = p0; q0 < p0 + pb;) {
+        const int64_t img = fold ? q0 / s.P : n, lp = fold ? q0 - img * s.P : q0;
+        const int64_t len = std::min(p0 + pb - q0, s.P - lp);
+        for (int64_t j = j0; j < j1; ++j) {
+          const int64_t oc = g * s.Mg + j;
+          float* y = Y + (img * s.Co + oc) * s.P + lp;
+          const float* ct = Ct + (q0 - p0) * ldct + (j - j0);
+          for (int64_t i = 0; i < len; ++i) y[i] = ct[i * ldct];
+          if (has_epilogue)
+            o.epilogue(y, len, 1.f, B ? B + oc : nullptr, 0, 1.f,
+                       R ? R + (img * s.Co + oc) * s.P + lp : nullptr, (int)p.act, p.act_a,
+                       p.act_b, (int)p.rafter);
+        }
+        q0 += len;
       }
     }
   });

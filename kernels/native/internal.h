@@ -186,6 +186,7 @@ int parse_act(int64_t code, const char* what, Err& e);
   X(global_avgpool_f32)       \
   X(softmax_f32)              \
   X(layer_norm_f32)           \
+  X(reduce_f32)               \
   X(resize_nearest_f32)       \
   X(resize_bilinear_f32)      \
   X(binary_f32)               \

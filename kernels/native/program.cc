@@ -44,10 +44,59 @@ int unary_act(int op) {
   }
 }
 
+bool convertible(int32_t dt) {
+  switch (dt) {
+    case ODC_FLOAT32: case ODC_FLOAT64: case ODC_INT8: case ODC_UINT8: case ODC_INT16:
+    case ODC_UINT16: case ODC_INT32: case ODC_UINT32: case ODC_INT64: case ODC_UINT64:
+    case ODC_BOOL:
+      return true;
+    default:
+      return false;
+  }
+}
+
+int64_t elem_bytes(int32_t dt) {
+  switch (dt) {
+    case ODC_INT8: case ODC_UINT8: case ODC_BOOL: return 1;
+    case ODC_INT16: case ODC_UINT16: return 2;
+    case ODC_FLOAT64: case ODC_INT64: case ODC_UINT64: return 8;
+    default: return 4;
+  }
+}
+
+template <typename S>
+void convert_n(const void* base, int64_t off, int64_t n, float* dst) {
+  const S* src = static_cast<const S*>(base) + off;
+  for (int64_t j = 0; j < n; ++j) dst[j] = static_cast<float>(src[j]);
+}
+
+// dst[0..n) = float32(src[off..off+n)) of an input of dtype dt (as ONNX Cast: nearest float,
+// bool 0 / 1).
+void to_float(int32_t dt, const void* src, int64_t off, int64_t n, float* dst) {
+  switch (dt) {
+    case ODC_FLOAT64: convert_n<double>(src, off, n, dst); break;
+    case ODC_INT8: convert_n<int8_t>(src, off, n, dst); break;
+    case ODC_UINT8: convert_n<uint8_t>(src, off, n, dst); break;
+    case ODC_BOOL: {
+      const uint8_t* b = static_cast<const uint8_t*>(src) + off;
+      for (int64_t j = 0; j < n; ++j) dst[j] = b[j] ? 1.f : 0.f;
+      break;
+    }
+    case ODC_INT16: convert_n<int16_t>(src, off, n, dst); break;
+    case ODC_UINT16: convert_n<uint16_t>(src, off, n, dst); break;
+    case ODC_INT32: convert_n<int32_t>(src, off, n, dst); break;
+    case ODC_UINT32: convert_n<uint32_t>(src, off, n, dst); break;
+    case ODC_INT64: convert_n<int64_t>(src, off, n, dst); break;
+    case ODC_UINT64: convert_n<uint64_t>(src, off, n, dst); break;
+    default: break;
+  }
+}
+
 }  // namespace
 
 /* eltwise_program_f32: Y = program(X_0, ..., X_{n-1}), see params.md for the encoding
- * inputs : X_0..X_{n-1} (n >= 1), each numpy-broadcastable to Y (rank <= Y's)
+ * inputs : X_0..X_{n-1} (n >= 1), each numpy-broadcastable to Y (rank <= Y's); float32, or
+ *          float64 / (u)int8..64 / bool converted to float32 on load (a fused Cast)
  * outputs: Y
  * iparams: [num_regs, num_instr, result_reg, (op, dst, a, b) * num_instr]
  * fparams: immediates (any count) */
@@ -115,12 +164,23 @@ ODC_DEFINE_KERNEL(eltwise_program_f32) {
   if (!defined[(size_t)result]) return e.fail("result_reg %lld is never written", (long long)result);
 
   std::vector<View> X((size_t)nin);
+  std::vector<int32_t> dtype((size_t)nin, ODC_FLOAT32);
+  std::vector<int> conv_slot((size_t)nin, -1);  // block of the converted values, after the regs
+  int nconv = 0;
   View Y;
   char s1[128], s2[128];
   for (int i = 0; i < nin; ++i) {
     char what[32];
     std::snprintf(what, sizeof what, "input %d", i);
-    if (get_view(a->inputs[i], what, 0, ODC_MAX_RANK, false, &X[(size_t)i], e)) return 1;
+    odc_tensor t = a->inputs[i];
+    dtype[(size_t)i] = t.dtype;
+    if (t.dtype != ODC_FLOAT32) {  // converted to float32 on load (a fused Cast)
+      if (!convertible(t.dtype))
+        return e.fail("%s: dtype %d cannot be converted to float32", what, t.dtype);
+      t.dtype = ODC_FLOAT32;  // the shape / stride / device checks, on a float32 alias
+      conv_slot[(size_t)i] = nconv++;
+    }
+    if (get_view(t, what, 0, ODC_MAX_RANK, false, &X[(size_t)i], e)) return 1;
   }
   if (get_view(a->outputs[0], "output 0 (Y)", 0, ODC_MAX_RANK, false, &Y, e)) return 1;
   const int r = Y.ndim;
@@ -141,7 +201,15 @@ ODC_DEFINE_KERNEL(eltwise_program_f32) {
     }
     char what[32];
     std::snprintf(what, sizeof what, "input %d", i);
-    if (check_no_overlap(Y, "Y", v, what, v.numel == Y.numel, e)) return 1;
+    if (conv_slot[(size_t)i] >= 0) {  // another element size: no byte of it may be Y's
+      const char* yb = reinterpret_cast<const char*>(Y.data);
+      const char* xb = reinterpret_cast<const char*>(v.data);
+      const int64_t xbytes = v.numel * elem_bytes(dtype[(size_t)i]);
+      if (Y.numel && v.numel && xb < yb + Y.numel * 4 && yb < xb + xbytes)
+        return e.fail("output Y overlaps %s (of another dtype)", what);
+    } else if (check_no_overlap(Y, "Y", v, what, v.numel == Y.numel, e)) {
+      return 1;
+    }
   }
   if (Y.numel == 0) return 0;
   // collapse dims where every operand stays linear
@@ -181,8 +249,9 @@ ODC_DEFINE_KERNEL(eltwise_program_f32) {
   const bool ok = parallel_run(T, [&](int tid) {
     int64_t wb, we;
     split_range(items, T, tid, &wb, &we);
-    float* regs = thread_scratch(4, (nregs + (packed ? nin : 0)) * kBlock);
+    float* regs = thread_scratch(4, (nregs + (packed ? nin : 0) + nconv) * kBlock);
     float* in_regs = regs + nregs * kBlock;
+    float* conv = in_regs + (packed ? nin : 0) * kBlock;
     const float* ptr[kMaxInputs];
     int64_t inner[kMaxInputs];
     for (int i = 0; i < nin; ++i) inner[i] = cst[(size_t)i * ODC_MAX_RANK + nd - 1];
@@ -207,8 +276,14 @@ ODC_DEFINE_KERNEL(eltwise_program_f32) {
         for (int64_t r = 0; r < rn; ++r) {
           row_base(r0 + r);
           for (int i = 0; i < nin; ++i) {
-            const float* src = X[(size_t)i].data + base[i];
             float* dst = in_regs + i * kBlock + r * n;
+            if (conv_slot[(size_t)i] >= 0) {  // a fused Cast: convert the row's values
+              to_float(dtype[(size_t)i], X[(size_t)i].data, base[i], inner[i] ? n : 1, dst);
+              if (inner[i] == 0)
+                for (int64_t j = 1; j < n; ++j) dst[j] = dst[0];
+              continue;
+            }
+            const float* src = X[(size_t)i].data + base[i];
             if (inner[i] == 0) {
               for (int64_t j = 0; j < n; ++j) dst[j] = src[0];
             } else {
@@ -222,8 +297,18 @@ ODC_DEFINE_KERNEL(eltwise_program_f32) {
         const int64_t row = w / nch, c0 = (w % nch) * kBlock;
         cn = std::min(kBlock, n - c0);
         row_base(row);
-        for (int i = 0; i < nin; ++i)
-          ptr[i] = X[(size_t)i].data + base[i] + c0 * inner[i], in_stride[i] = inner[i];
+        for (int i = 0; i < nin; ++i) {
+          const int64_t off = base[i] + c0 * inner[i];
+          in_stride[i] = inner[i];
+          const int slot = conv_slot[(size_t)i];
+          if (slot < 0) {
+            ptr[i] = X[(size_t)i].data + off;
+            continue;
+          }
+          float* dst = conv + (int64_t)slot * kBlock;  // a fused Cast: the block's values
+          to_float(dtype[(size_t)i], X[(size_t)i].data, off, inner[i] ? cn : 1, dst);
+          ptr[i] = dst;
+        }
         out0 = row * n + c0;
       }
       auto operand = [&](int64_t x, int64_t* s) -> const float* {

@@ -24,8 +24,9 @@ from optimizer import ir
 from optimizer.ir import Graph, Node, Value
 from optimizer.kernels import python_bridge, registry
 from optimizer.kernels.registry import KernelSpec, NodeInfo, Selection, UnsupportedOpError
+from optimizer.lower import bind_reduce
 from optimizer.lower.bind_pad import bind_pad
-from optimizer.lower.partition import ELEMENTWISE, EPILOGUE, FusionGroup
+from optimizer.lower.partition import ELEMENTWISE, EPILOGUE, LAYER_NORM, FusionGroup
 from optimizer.module.writer import KernelBinding
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,8 @@ def _bind_native(graph: Graph, group: FusionGroup, opset: int) -> KernelBinding:
         return _bind_epilogue(graph, group)
     if group.kind == ELEMENTWISE:
         return _bind_eltwise_group(group)
+    if group.kind == LAYER_NORM:
+        return bind_reduce.bind_layer_norm_group(graph, group)
     node = group.nodes[0]
     if node.domain not in ("", "ai.onnx", None):
         raise Reject("native", f"domain '{node.domain}' has no native kernels")
@@ -499,6 +502,9 @@ PROG_UNARY = {"Neg": 8, "Abs": 9, "Exp": 10, "Log": 11, "Sqrt": 12, "Reciprocal"
               "Tanh": 15, "Sigmoid": 16, "Relu": 17}  # fmt: skip
 PROG_COPY, PROG_CLIP = 7, 18
 PROG_VARIADIC = {"Max": 4, "Min": 5, "Sum": 0}
+# input dtypes the program kernel converts to float32 on load (read by a Cast to float32 only)
+PROG_CONVERTIBLE = {"float32", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32",
+                    "int64", "uint64", "bool"}  # fmt: skip
 _PROG_MAX_REGS = 64
 _PROG_MAX_INPUTS = 64
 _KIND_INPUT, _KIND_IMM = 1 << 24, 2 << 24
@@ -522,6 +528,7 @@ def _bind_program(group: FusionGroup) -> KernelBinding:
         if _shape(node.outputs[0]) != out_shape:
             raise Reject(entry, f"'{node.outputs[0].name}' does not have the output's shape")
     inside = {id(n.outputs[0]) for n in nodes}
+    converted: set[int] = set()  # inputs of another dtype, converted by the kernel on load
     fparams: list[float] = []
     inputs: list[Value] = []
     operand_of: dict[int, int] = {}
@@ -530,10 +537,15 @@ def _bind_program(group: FusionGroup) -> KernelBinding:
         fparams.append(float(x))
         return _KIND_IMM + len(fparams) - 1
 
-    def external(v: Value, any_dtype: bool = False) -> int:
-        """The operand of an external value: a finite scalar constant becomes an immediate."""
+    def external(v: Value, any_dtype: bool = False, cast: bool = False) -> int:
+        """The operand of an external value: a finite scalar constant becomes an immediate.
+
+        ``cast``: read by a Cast to float32, so any dtype the kernel converts on load will do.
+        """
         if id(v) in operand_of:
-            return operand_of[id(v)]
+            if cast or id(v) not in converted:
+                return operand_of[id(v)]
+            _require_f32(entry, [v])
         array = ir.const_value(v)
         if (
             array is not None
@@ -543,7 +555,10 @@ def _bind_program(group: FusionGroup) -> KernelBinding:
         ):
             code = immediate(float(np.asarray(array, dtype=np.float64).reshape(-1)[0]))
         else:
-            _require_f32(entry, [v])
+            if cast and _dtype(v) in PROG_CONVERTIBLE:
+                converted.add(id(v))
+            else:
+                _require_f32(entry, [v])
             shape = _shape(v)
             if len(shape) > len(out_shape) or any(
                 d != 1 and d != o for d, o in zip(reversed(shape), reversed(out_shape))
@@ -566,12 +581,12 @@ def _bind_program(group: FusionGroup) -> KernelBinding:
         op = node.op
         ins = [v for v in node.inputs if not ir.is_empty(v)]
 
-        def src(v: Value, any_dtype: bool = False) -> int:
+        def src(v: Value, any_dtype: bool = False, cast: bool = False) -> int:
             if id(v) in inside:
                 if id(v) not in operand_of:
                     raise Reject(entry, f"'{v.name}' is read before it is computed")
                 return operand_of[id(v)]
-            return external(v, any_dtype)
+            return external(v, any_dtype, cast)
 
         instrs: list[tuple[int, int, int]] = []  # (op, a, b); dst filled in below
         if op in PROG_BINARY and len(ins) == 2 and len(node.inputs) == 2:
@@ -598,9 +613,11 @@ def _bind_program(group: FusionGroup) -> KernelBinding:
             immediate(hi)
             instrs.append((PROG_CLIP, a, j))
         elif op == "Cast" and len(ins) == 1:
-            if ir.attr_int(node, "to", 0) != 1 or _dtype(ins[0]) != "float32":
-                raise Reject(entry, f"Cast '{node.name}': only float32 -> float32")
-            instrs.append((PROG_COPY, src(ins[0]), 0))
+            if ir.attr_int(node, "to", 0) != 1:
+                raise Reject(entry, f"Cast '{node.name}': only to float32")
+            if _dtype(ins[0]) not in PROG_CONVERTIBLE:
+                raise Reject(entry, f"Cast '{node.name}' from {_dtype(ins[0])}")
+            instrs.append((PROG_COPY, src(ins[0], any_dtype=True, cast=True), 0))
         else:
             raise Reject(entry, f"{op} '{node.name}' has no program op")
 
@@ -635,6 +652,18 @@ def _bind_program(group: FusionGroup) -> KernelBinding:
 def _bind_single_program(graph: Graph, group: FusionGroup, node: Node, opset: int) -> KernelBinding:
     """A lone elementwise op with no kernel of its own (Pow, Log, Sum) as a one-op program."""
     return _bind_program(group)
+
+
+def _bind_cast(graph: Graph, group: FusionGroup, node: Node, opset: int) -> KernelBinding:
+    """Cast to float32 (from float32 or a dtype the program kernel converts) as a one-op
+    program; a Cast to the input's own dtype a ``copy``; any other Cast is rejected."""
+    to = ir.attr_int(node, "to", 0)
+    if to == 1:
+        return _bind_program(group)
+    x, out = node.inputs[0], group.outputs[0]
+    if out is not None and _dtype(x) == _dtype(out):
+        return _bind_copy(graph, group, node, opset)
+    raise Reject("eltwise_program_f32", f"Cast to {_dtype(out)}: only casts to float32 are native")
 
 
 def _bind_anchor_single(graph: Graph, group: FusionGroup, node: Node, opset: int) -> KernelBinding:
@@ -959,6 +988,8 @@ _SINGLE = {
     "Pad": bind_pad,
     **{op: _bind_binary for op in BINARY_OPS},
     **{op: _bind_single_program for op in ["Pow", "Log", "Sum"]},
+    "Cast": _bind_cast,
+    **bind_reduce.SINGLE,
     **{op: _bind_unary for op in ["Relu", "Sigmoid", "HardSwish", "Gelu", "LeakyRelu",
                                   "HardSigmoid", "Clip", "Tanh", "Elu", *UNARY_ACTS]},
 }  # fmt: skip

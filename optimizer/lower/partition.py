@@ -1,7 +1,10 @@
 """Partitioning an optimized, shape-pinned graph into fusion groups, one kernel call each.
 
-Three kinds of group, claimed in this order:
+Four kinds of group, claimed in this order:
 
+0. **layer_norm**: a decomposed layer normalization (ReduceMean, Sub, Pow, ReduceMean, Add,
+   Sqrt, Div, optional affine Mul / Add; see ``fuse_norm.py``), run by one layer norm kernel
+   whatever the opset. Pattern ``layer_norm``.
 1. **epilogue**: a Conv / Gemm / MatMul anchor with what follows it in a straight line: a
    constant bias ``Add``, a residual ``Add`` of a same-shaped tensor, and one activation
    (``ops.EPILOGUE_ACTIVATIONS``, or SiLU / HardSwish written as ``x * Sigmoid(x)`` /
@@ -27,10 +30,12 @@ from optimizer import ir
 from optimizer.errors import InvariantError
 from optimizer.ir import Graph, Model, Node, Value
 from optimizer.lower import ops
+from optimizer.lower.fuse_norm import LayerNormMatch, match_layer_norm
 from optimizer.lower.static_shapes import require_static_shapes
 
 log = logging.getLogger(__name__)
 
+LAYER_NORM = "layer_norm"
 EPILOGUE = "epilogue"
 ELEMENTWISE = "elementwise"
 SINGLE = "single"
@@ -45,12 +50,14 @@ class PartitionOptions:
         activations: Pattern names of activations an epilogue may end with (``silu`` too).
         epilogues: Fuse epilogues at all.
         elementwise: Fuse chains of elementwise ops.
+        layer_norm: Fuse decomposed layer normalizations.
     """
 
     anchors: frozenset[str] = frozenset(ops.ANCHOR_OPS)
     activations: frozenset[str] = frozenset([*ops.EPILOGUE_ACTIVATIONS.values(), ops.SILU])
     epilogues: bool = True
     elementwise: bool = True
+    layer_norm: bool = True
 
 
 @dataclass
@@ -89,6 +96,7 @@ class FusionGroup:
         kind: ``epilogue``, ``elementwise`` or ``single``.
         epilogue: Roles of an epilogue group.
         implicit_inputs: Outer-scope values read inside subgraphs (If / Loop bodies).
+        norm: Roles of a layer_norm group (``fuse_norm.LayerNormMatch``).
     """
 
     nodes: list[Node]
@@ -98,6 +106,7 @@ class FusionGroup:
     kind: str
     epilogue: Epilogue | None = None
     implicit_inputs: list[Value] = field(default_factory=list)
+    norm: LayerNormMatch | None = None
 
     @property
     def name(self) -> str:
@@ -141,6 +150,10 @@ def partition(model: Model, options: PartitionOptions | None = None) -> list[Fus
     claimed: dict[int, FusionGroup] = {}
     groups: list[FusionGroup] = []
 
+    if options.layer_norm:
+        for group in _layer_norm_groups(model, order, claimed):
+            groups.append(group)
+            claimed.update((id(n), group) for n in group.nodes)
     if options.epilogues:
         for node in order:
             if node.op in options.anchors and id(node) not in claimed:
@@ -178,6 +191,40 @@ def describe_partition(groups: list[FusionGroup]) -> str:
     lines = [f"{len(groups)} groups ({fused} nodes fused): {pattern_counts(groups)}"]
     lines += [f"  [{i}] {g.describe()}" for i, g in enumerate(groups)]
     return "\n".join(lines)
+
+
+# -- layer norm groups -------------------------------------------------------------------------
+
+
+def _layer_norm_groups(
+    model: Model, order: list[Node], claimed: dict[int, FusionGroup]
+) -> list[FusionGroup]:
+    groups: list[FusionGroup] = []
+    taken: set[int] = set()
+    for node in order:
+        if node.op not in ("Div", "Mul") or id(node) in claimed or id(node) in taken:
+            continue
+        found = match_layer_norm(model, model.graph, node)
+        if not isinstance(found, LayerNormMatch):
+            continue
+        if any(id(n) in claimed or id(n) in taken for n in found.nodes):
+            continue
+        taken.update(id(n) for n in found.nodes)
+        inside = {id(o) for n in found.nodes for o in n.outputs}
+        inputs = _dedup(
+            [v for n in found.nodes for v in n.inputs if not ir.is_empty(v) and id(v) not in inside]
+        )
+        groups.append(
+            FusionGroup(
+                nodes=found.nodes,
+                inputs=list(inputs),
+                outputs=[found.output],
+                pattern=LAYER_NORM,
+                kind=LAYER_NORM,
+                norm=found,
+            )
+        )
+    return groups
 
 
 # -- epilogue groups ---------------------------------------------------------------------------

@@ -57,6 +57,12 @@ def _check(model: Model, graph: Graph, m: Match) -> Match:
             f"LayerNormalization needs opset >= {MIN_OPSET} (model has {model.opset}); "
             f"use --target-opset {MIN_OPSET}"
         )
+    return check_decomposed(model, graph, m)
+
+
+def check_decomposed(model: Model, graph: Graph, m: Match) -> Match:
+    """The opset-independent checks of a matched decomposition (shared with the lowering's
+    ``optimizer/lower/fuse_norm.py``)."""
     sub = m["sub_n"]
     if sub is not m["sub_v"]:
         return Match.fail("numerator and variance centre different values", sub)

@@ -138,7 +138,7 @@ class CompiledModule:
                 raise ModuleError(
                     f"input {info.name!r}: shape {list(array.shape)} != {list(info.shape)}"
                 )
-            arrays.append(np.ascontiguousarray(array))
+            arrays.append(np.require(array, requirements="C"))  # ascontiguousarray: 0-d -> 1-d
         outputs = [np.empty(info.shape, dtype=numpy_dtype(info.dtype)) for info in self.outputs]
         return arrays, outputs
 

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
+#include <limits>
 #include <random>
 #include <string>
 #include <thread>
@@ -378,6 +379,11 @@ void test_conv() {
   run_conv_case("conv2d_packed_f32", ConvCase{2, 16, 5, 3, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 3);
   run_conv_case("conv2d_packed_f32", ConvCase{1, 300, 3, 3, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1}, 2);
   run_conv_case("conv2d_packed_f32", ConvCase{1, 32, 33, 35, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2}, 2);
+  // stride 2 (column-deinterleaved input) at the edges: width 1 and 2, odd/even pads
+  run_conv_case("conv2d_packed_f32", ConvCase{2, 3, 5, 1, 8, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1, 1}, 1);
+  run_conv_case("conv2d_packed_f32", ConvCase{1, 3, 4, 2, 8, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1}, 1);
+  run_conv_case("conv2d_packed_f32", ConvCase{1, 4, 9, 19, 20, 3, 3, 2, 2, 0, 2, 1, 1, 1, 1, 1}, 2);
+  run_conv_case("conv2d_packed_f32", ConvCase{1, 4, 9, 40, 20, 3, 5, 2, 2, 0, 3, 1, 0, 1, 1, 1}, 2);
   // pointwise (no im2col), ResNet-like 3x3, stem 7x7/2, larger channel counts
   run_conv_case("conv2d_f32", ConvCase{1, 64, 14, 14, 96, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1}, 2);
   run_conv_case("conv2d_f32", ConvCase{2, 40, 9, 11, 50, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 2}, 2);
@@ -562,7 +568,41 @@ void test_pool() {
 }
 
 // ------------------------------------------------------------------ softmax / layer norm
+// Masked attention scores (-10000 added): the masked probabilities are exactly 0, never
+// denormal (denormal softmax outputs made the following GEMM ~10x slower); exp underflows to 0.
+void test_softmax_underflow() {
+  const int64_t rows = 8, n = 37;
+  for (int axis_last = 0; axis_last < 2; ++axis_last) {
+    T X(axis_last ? std::vector<int64_t>{rows, n} : std::vector<int64_t>{n, rows}), Y(X.shape, false);
+    for (int64_t i = 0; i < X.numel(); ++i)
+      if (i % 3 == 1) X.v[(size_t)i] -= 10000.f;
+    Call c;
+    c.in = {X.t()};
+    c.out = {Y.t()};
+    c.ip = {axis_last ? 1 : 0, 0};
+    CHECK(c.run("softmax_f32") == 0, "softmax masked: %s", c.err);
+    int denormal = 0, nonzero_masked = 0;
+    for (int64_t i = 0; i < X.numel(); ++i) {
+      const float y = Y.v[(size_t)i];
+      denormal += y != 0.f && std::fabs(y) < 1.17549435e-38f;
+      nonzero_masked += i % 3 == 1 && y != 0.f;
+    }
+    CHECK(denormal == 0 && nonzero_masked == 0, "softmax masked: %d denormal, %d masked != 0",
+          denormal, nonzero_masked);
+  }
+  T X({4}), Y({4}, false);
+  X.v = {-100.f, -87.5f, -1e30f, -INFINITY};
+  Call c;
+  c.in = {X.t()};
+  c.out = {Y.t()};
+  c.ip = {11};
+  c.fp = {0.0, 0.0};
+  CHECK(c.run("unary_f32") == 0, "exp underflow: %s", c.err);
+  for (float y : Y.v) CHECK(y == 0.f, "exp underflow: got %g, want 0", y);
+}
+
 void test_softmax() {
+  test_softmax_underflow();
   for (int it = 0; it < 30; ++it) {
     const int rank = (int)ri(1, 4);
     std::vector<int64_t> shp;
@@ -643,6 +683,124 @@ void test_layer_norm() {
       close_all("layer_norm invstd", Is.v, ris, 1e-5, 1e-4);
     }
   }
+}
+
+// ------------------------------------------------------------------ reductions
+void expect_error(const char* what, Call& c, const char* kernel);
+
+double ref_reduce(int op, const std::vector<double>& v) {
+  const double inf = std::numeric_limits<double>::infinity();
+  double acc = 0;
+  switch (op) {
+    case 0: case 1: case 8: for (double x : v) acc += x; break;
+    case 2: acc = -inf; for (double x : v) acc = std::max(acc, x); break;
+    case 3: acc = inf; for (double x : v) acc = std::min(acc, x); break;
+    case 4: acc = 1; for (double x : v) acc *= x; break;
+    case 5: case 7: for (double x : v) acc += x * x; break;
+    case 6: for (double x : v) acc += std::fabs(x); break;
+    case 9: {
+      double m = -inf;
+      for (double x : v) m = std::max(m, x);
+      if (std::isinf(m)) return m;
+      for (double x : v) acc += std::exp(x - m);
+      return std::log(acc) + m;
+    }
+  }
+  if (op == 1) return v.empty() ? NAN : acc / (double)v.size();
+  if (op == 7) return std::sqrt(acc);
+  if (op == 8) return std::log(acc);
+  return acc;
+}
+
+void reduce_case(const std::vector<int64_t>& shp, const std::vector<int>& flags, int op,
+                 int threads) {
+  const int rank = (int)shp.size();
+  float lo = -2.f, hi = 3.f;
+  if (op == 4) lo = 0.97f, hi = 1.03f;
+  if (op == 8) lo = 0.1f, hi = 2.f;
+  T X(shp, true, lo, hi);
+  std::vector<int64_t> yshape;
+  for (int d = 0; d < rank; ++d) yshape.push_back(flags[(size_t)d] ? 1 : shp[(size_t)d]);
+  T Y(yshape, false);
+  for (auto& y : Y.v) y = 12345.f;
+  Call c;
+  c.in = {X.t()};
+  c.out = {Y.t()};
+  c.ip = {op};
+  for (int f : flags) c.ip.push_back(f);
+  c.threads = threads;
+  int rc = c.run("reduce_f32");
+  CHECK(rc == 0, "reduce rc=%d %s", rc, c.err);
+  // reference: odometer over X, output index from the kept dims
+  std::vector<std::vector<double>> groups((size_t)Y.numel());
+  std::vector<int64_t> idx((size_t)rank, 0);
+  for (int64_t i = 0; i < X.numel(); ++i) {
+    int64_t o = 0;
+    for (int d = 0; d < rank; ++d) o = o * yshape[(size_t)d] + (flags[(size_t)d] ? 0 : idx[(size_t)d]);
+    groups[(size_t)o].push_back(X.v[(size_t)i]);
+    for (int d = rank - 1; d >= 0; --d) {
+      if (++idx[(size_t)d] < shp[(size_t)d]) break;
+      idx[(size_t)d] = 0;
+    }
+  }
+  std::vector<double> ref;
+  size_t n = 0;
+  for (auto& g : groups) ref.push_back(ref_reduce(op, g)), n = std::max(n, g.size());
+  char what[64];
+  std::snprintf(what, sizeof what, "reduce op %d rank %d", op, rank);
+  close_all(what, Y.v, ref, 1e-5 + 1e-6 * (double)n, 2e-5 + (op == 4 ? 1e-7 * (double)n : 0.0));
+}
+
+void test_reduce() {
+  for (int it = 0; it < 400; ++it) {
+    const int rank = (int)ri(0, 5);
+    std::vector<int64_t> shp;
+    std::vector<int> flags;
+    for (int d = 0; d < rank; ++d) {
+      shp.push_back(it % 50 == 7 && d == 0 ? 0 : ri(1, 6));
+      flags.push_back((int)ri(0, 1));
+    }
+    if (rank && it % 5 == 0) shp.back() = ri(30, 300);  // long rows / wide columns
+    if (rank >= 3 && it % 7 == 0) shp[1] = ri(100, 2000), flags[1] = 1;
+    reduce_case(shp, flags, it % 10, (int)ri(1, 2));
+  }
+  // the zoo's cases: last-axis mean (decomposed layer norm), spatial mean (global pooling)
+  for (int op = 0; op < 10; ++op) {
+    reduce_case({2, 7, 768}, {0, 0, 1}, op, 2);
+    reduce_case({1, 64, 28, 28}, {0, 0, 1, 1}, op, 2);
+    reduce_case({3, 1000, 5}, {0, 1, 0}, op, 2);
+    reduce_case({2, 3}, {0, 0}, op, 1);  // no axis: the elementwise part only
+    reduce_case({4, 0, 3}, {0, 1, 0}, op, 1);  // empty reduction
+  }
+  // infinities in log-sum-exp and max
+  {
+    T X({2, 3}), Y({2, 1}, false);
+    X.v = {-INFINITY, -INFINITY, -INFINITY, 1.f, INFINITY, 2.f};
+    Call c;
+    c.in = {X.t()};
+    c.out = {Y.t()};
+    c.ip = {9, 0, 1};
+    CHECK(c.run("reduce_f32") == 0, "reduce lse inf: %s", c.err);
+    CHECK(std::isinf(Y.v[0]) && Y.v[0] < 0 && std::isinf(Y.v[1]) && Y.v[1] > 0,
+          "reduce lse of infinities: %g %g", Y.v[0], Y.v[1]);
+  }
+  T X({3, 4}), Y({3}, false), Ybad({4}, false);
+  auto base = [&]() {
+    Call c;
+    c.in = {X.t()};
+    c.out = {Y.t()};
+    c.ip = {1, 0, 1};
+    return c;
+  };
+  { Call c = base(); CHECK(c.run("reduce_f32") == 0, "baseline reduce: %s", c.err); }
+  { Call c = base(); c.ip = {1, 0}; expect_error("reduce flag count", c, "reduce_f32"); }
+  { Call c = base(); c.ip = {}; expect_error("reduce no iparams", c, "reduce_f32"); }
+  { Call c = base(); c.ip[0] = 10; expect_error("reduce op", c, "reduce_f32"); }
+  { Call c = base(); c.ip[1] = 2; expect_error("reduce flag value", c, "reduce_f32"); }
+  { Call c = base(); c.out = {Ybad.t()}; expect_error("reduce output size", c, "reduce_f32"); }
+  { Call c = base(); c.fp = {1.0}; expect_error("reduce fparams", c, "reduce_f32"); }
+  { Call c = base(); c.in[0].dtype = ODC_INT64; expect_error("reduce dtype", c, "reduce_f32"); }
+  { Call c = base(); c.out = {X.t()}; c.ip = {1, 0, 0}; expect_error("reduce in place", c, "reduce_f32"); }
 }
 
 // ------------------------------------------------------------------ resize
@@ -883,6 +1041,58 @@ void test_program() {
       std::snprintf(what, sizeof what, "program %s threads %d", p.name, threads);
       close_all(what, Y.v, ref, 2e-6, 2e-5);
     }
+  }
+  // inputs of other dtypes, converted to float32 on load (a fused Cast): the attention mask
+  // (1 - float(mask)) * -10000 with an int64 / int32 / bool / uint8 / float64 mask, broadcast
+  {
+    const int32_t dts[] = {ODC_INT64, ODC_INT32, ODC_BOOL, ODC_UINT8, ODC_FLOAT64, ODC_INT16};
+    for (int32_t dt : dts)
+      for (int threads : {1, 2}) {
+        const int64_t rows = 3, cols = 700;
+        std::vector<int64_t> i64((size_t)(rows * cols));
+        for (auto& v : i64) v = dt == ODC_BOOL || dt == ODC_UINT8 ? ri(0, 1) : ri(-300, 300);
+        std::vector<unsigned char> raw((size_t)(rows * cols) * 8);
+        for (size_t j = 0; j < i64.size(); ++j) {
+          const int64_t v = i64[j];
+          if (dt == ODC_INT64) std::memcpy(&raw[j * 8], &v, 8);
+          if (dt == ODC_INT32) { int32_t w = (int32_t)v; std::memcpy(&raw[j * 4], &w, 4); }
+          if (dt == ODC_INT16) { int16_t w = (int16_t)v; std::memcpy(&raw[j * 2], &w, 2); }
+          if (dt == ODC_BOOL || dt == ODC_UINT8) raw[j] = (unsigned char)v;
+          if (dt == ODC_FLOAT64) { double w = (double)v; std::memcpy(&raw[j * 8], &w, 8); }
+        }
+        T M({rows, 1, cols}), F({2, 1}), Y({rows, 2, cols}, false);
+        Call c;
+        odc_tensor m = M.t();
+        m.data = raw.data();
+        m.dtype = dt;
+        c.in = {m, F.t()};
+        c.out = {Y.t()};
+        // r0 = 1 - float(mask); r0 = r0 * -10000 + F
+        c.ip = {1, 3, 0, 1, 0, pimm(0), pin(0), 2, 0, preg(0), pimm(1), 0, 0, preg(0), pin(1)};
+        c.fp = {1.0, -10000.0};
+        c.threads = threads;
+        int rc = c.run("eltwise_program_f32");
+        CHECK(rc == 0, "program converted dtype %d rc=%d %s", dt, rc, c.err);
+        std::vector<double> ref((size_t)Y.numel());
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t k = 0; k < 2; ++k)
+            for (int64_t j = 0; j < cols; ++j)
+              ref[(size_t)((r * 2 + k) * cols + j)] =
+                  (1.0 - (double)i64[(size_t)(r * cols + j)]) * -10000.0 + F.v[(size_t)k];
+        char what[64];
+        std::snprintf(what, sizeof what, "program converted dtype %d", dt);
+        close_all(what, Y.v, ref, 1e-6, 1e-6);
+      }
+    T A({4, 5}), Y({4, 5}, false);
+    Call c;
+    c.in = {A.t()};
+    c.in[0].dtype = ODC_FLOAT16;
+    c.out = {Y.t()};
+    c.ip = {1, 1, 0, 7, 0, pin(0), 0};
+    expect_error("program float16 input", c, "eltwise_program_f32");
+    c.in[0].dtype = ODC_INT32;
+    c.out = {A.t()};
+    expect_error("program converted input aliasing Y", c, "eltwise_program_f32");
   }
   // bad programs
   T A({4, 5}), B({3}), Y({4, 5}, false);
@@ -1534,7 +1744,7 @@ int main(int argc, char** argv) {
     void (*fn)();
   } tests[] = {{"gemm", test_gemm},         {"conv", test_conv},
                {"conv_transpose", test_conv_transpose}, {"pool", test_pool},
-               {"softmax", test_softmax},   {"layer_norm", test_layer_norm},
+               {"softmax", test_softmax},   {"layer_norm", test_layer_norm}, {"reduce", test_reduce},
                {"resize", test_resize},     {"binary", test_binary},
                {"unary", test_unary},       {"program", test_program},       {"movement", test_movement}, {"pad", test_pad},
                {"errors", test_errors},
