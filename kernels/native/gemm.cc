@@ -150,7 +150,7 @@ bool sgemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, bool tr
   const RowOps& o = ops();
   const int MR = o.mr, NR = o.nr;
   // threads: ~ 64K MACs per thread minimum
-  int T = threads_for(M * N * std::max<int64_t>(K, 1), 1 << 16, nthreads);
+  int T = threads_for(M * N * std::max<int64_t>(K, 1), 1 << 17, nthreads);
   // choose a tm x tn grid minimizing padded work + packing traffic per thread
   int best_tm = 1, best_tn = T;
   double best = 1e300;

@@ -97,8 +97,10 @@ struct RowOps {
   // a stride-1 convolution over the padded input: no packing).
   void (*ukr_ind)(int64_t kc, const float* base, const int32_t* koff, const float* B, int64_t ldb,
                   float* C, int64_t ldc, int accumulate, int m, int n);
-  // Pooling row: y[i] = max(y[i], x[i*stride]) (op 0) or y[i] += x[i*stride] (op 1), i < n.
-  void (*pool_row)(const float* x, int64_t stride, float* y, int64_t n, int op);
+  // Pooling rows: y[r*y_rs + i] = max(y[..], x[r*x_rs + i*stride]) (op 0) or += (op 1), for
+  // i < n, r < rows (one tap over a block of output rows).
+  void (*pool_rows)(const float* x, int64_t x_rs, int64_t stride, float* y, int64_t y_rs,
+                    int64_t n, int64_t rows, int op);
   int mr, nr, kc, mc, nc;
   // Depthwise output channels [c0, c0 + nc) (nc <= 16), output rows [oy0, oy1), with the fused
   // bias + residual + activation: channels are the vector lanes (transposed through scratch
@@ -192,6 +194,8 @@ int parse_act(int64_t code, const char* what, Err& e);
   X(binary_f32)               \
   X(unary_f32)                \
   X(eltwise_program_f32)      \
+  X(lstm_f32)                 \
+  X(gru_f32)                  \
   X(copy)                     \
   X(transpose)                \
   X(slice)                    \

@@ -194,7 +194,7 @@ static void pack_gather(const float* src, const int32_t* koff, int64_t kc, const
 const RowOps kAvx2Ops = {
     "avx2",           isa_avx2::epilogue_row, isa_avx2::unary_row,   isa_avx2::binary_row,
     isa_avx2::softmax_row, isa_avx2::layernorm_row, isa_avx2::dot_row, isa_avx2::axpy_row,
-    isa_avx2::dw_plane,    isa_avx2::ukr,           isa_avx2::ukr_mn,  isa_avx2::pack_gather, isa_avx2::ukr_ind, isa_avx2::pool_row,
+    isa_avx2::dw_plane,    isa_avx2::ukr,           isa_avx2::ukr_mn,  isa_avx2::pack_gather, isa_avx2::ukr_ind, isa_avx2::pool_rows,
     isa_avx2::MR,
     isa_avx2::NR,
     256,                   144,                     2048,

@@ -12,7 +12,42 @@
 
 namespace odc_native {
 namespace isa_avx512 {
+#define ODC_OWN_POOL_ROWS
 #include "rowops.inc"
+#undef ODC_OWN_POOL_ROWS
+
+static void pool_rows(const float* __restrict x, int64_t x_rs, int64_t stride, float* __restrict y,
+                      int64_t y_rs, int64_t n, int64_t rows, int op) {
+  const __m512i even =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  for (int64_t r = 0; r < rows; ++r, x += x_rs, y += y_rs) {
+    if (stride > 2) {
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = x[i * stride];
+        y[i] = op ? y[i] + v : (v > y[i] ? v : y[i]);
+      }
+      continue;
+    }
+    for (int64_t i = 0; i < n; i += 16) {
+      const int64_t cnt = n - i < 16 ? n - i : 16;
+      const __mmask16 m = (__mmask16)((1u << cnt) - 1u);
+      __m512 v;
+      if (stride == 1) {
+        v = _mm512_maskz_loadu_ps(m, x + i);
+      } else {  // the even elements of x[2i .. 2i + 2cnt - 2]
+        const int64_t last = 2 * cnt - 1;  // elements [0, last) of the 32 are needed
+        const __mmask16 mlo = (__mmask16)(last >= 16 ? 0xFFFFu : (1u << last) - 1u);
+        const __mmask16 mhi = (__mmask16)(last > 16 ? (1u << (last - 16)) - 1u : 0u);
+        const __m512 lo = _mm512_maskz_loadu_ps(mlo, x + 2 * i);
+        const __m512 hi = _mm512_maskz_loadu_ps(mhi, x + 2 * i + 16);
+        v = _mm512_permutex2var_ps(lo, even, hi);
+      }
+      const __m512 yv = _mm512_maskz_loadu_ps(m, y + i);
+      const __m512 res = op ? _mm512_maskz_add_ps(m, yv, v) : _mm512_maskz_max_ps(m, v, yv);
+      _mm512_mask_storeu_ps(y + i, m, res);
+    }
+  }
+}
 
 constexpr int MR = 14, NR = 32;
 
@@ -242,7 +277,7 @@ const RowOps kAvx512Ops = {
     "avx512",           isa_avx512::epilogue_row, isa_avx512::unary_row,
     isa_avx512::binary_row, isa_avx512::softmax_row, isa_avx512::layernorm_row,
     isa_avx512::dot_row,    isa_avx512::axpy_row,    isa_avx512::dw_plane,
-    isa_avx512::ukr,        isa_avx512::ukr_mn,      isa_avx512::pack_gather, isa_avx512::ukr_ind, isa_avx512::pool_row,
+    isa_avx512::ukr,        isa_avx512::ukr_mn,      isa_avx512::pack_gather, isa_avx512::ukr_ind, isa_avx512::pool_rows,
     isa_avx512::MR,          isa_avx512::NR,
     256,                    168,                     2048,
     isa_avx512::dw_block};

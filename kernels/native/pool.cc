@@ -77,47 +77,61 @@ template <bool MAX>
 void pool_plane(const float* x, int64_t W, const PoolParams& p, const Taps& ty, const Taps& tx,
                 int64_t in0, int64_t in1, float* y, int64_t OH, int64_t OW) {
   const float init = MAX ? -std::numeric_limits<float>::infinity() : 0.f;
-  for (int64_t oy = 0; oy < OH; ++oy) {
-    const int64_t kylo = ty.lo[oy], kyhi = ty.hi[oy];
-    float* yr = y + oy * OW;
-    const float* xrow = x + ty.start[oy] * W;
-    // interior columns [in0, in1) (every horizontal tap inside): tap-major loops over the row,
-    // independent per output (vectorizable), instead of a dependent max/add chain per output
-    for (int64_t ox = in0; ox < in1; ++ox) yr[ox] = init;
-    const RowOps& o = ops();
-    for (int64_t ky = kylo; ky < kyhi; ++ky)
-      for (int64_t kx = 0; kx < p.kw; ++kx)
-        o.pool_row(xrow + ky * p.dh * W + kx * p.dw - p.pl + in0 * p.sw, p.sw, yr + in0,
-                   in1 - in0, MAX ? 0 : 1);
-    if (!MAX && in1 > in0) {
-      const int64_t cnt = p.include_pad ? ty.padded[oy] * tx.padded[in0] : (kyhi - kylo) * p.kw;
-      const float inv = cnt > 0 ? 1.f / (float)cnt : 0.f;
-      for (int64_t ox = in0; ox < in1; ++ox) yr[ox] = cnt > 0 ? yr[ox] * inv : 0.f;
-    }
-    for (int64_t ox = 0; ox < OW; ++ox) {
-      if (ox == in0 && in1 > in0) ox = in1;
-      if (ox >= OW) break;
-      const int64_t kxlo = tx.lo[ox], kxhi = tx.hi[ox];
-      const float* xc = xrow + tx.start[ox];
-      float acc = init;
-      for (int64_t ky = kylo; ky < kyhi; ++ky) {
-        const float* xr = xc + ky * p.dh * W;
-        if (MAX) {
-          for (int64_t kx = kxlo; kx < kxhi; ++kx) {
-            const float v = xr[kx * p.dw];
-            acc = v > acc ? v : acc;
-          }
-        } else {
-          for (int64_t kx = kxlo; kx < kxhi; ++kx) acc += xr[kx * p.dw];
-        }
-      }
+  const RowOps& o = ops();
+  for (int64_t oy0 = 0; oy0 < OH;) {
+    // a run of output rows with the same vertical taps (and divisor)
+    const int64_t kylo = ty.lo[oy0], kyhi = ty.hi[oy0];
+    int64_t oy1 = oy0 + 1;
+    while (oy1 < OH && ty.lo[oy1] == kylo && ty.hi[oy1] == kyhi &&
+           ty.padded[oy1] == ty.padded[oy0])
+      ++oy1;
+    const int64_t rows = oy1 - oy0;
+    // interior columns [in0, in1) (every horizontal tap inside): one tap at a time over the
+    // whole block (independent per output, vectorizable), instead of a dependent chain each
+    if (in1 > in0) {
+      for (int64_t r = oy0; r < oy1; ++r)
+        for (int64_t ox = in0; ox < in1; ++ox) y[r * OW + ox] = init;
+      const float* xb = x + ty.start[oy0] * W + in0 * p.sw - p.pl;
+      for (int64_t ky = kylo; ky < kyhi; ++ky)
+        for (int64_t kx = 0; kx < p.kw; ++kx)
+          o.pool_rows(xb + ky * p.dh * W + kx * p.dw, p.sh * W, p.sw, y + oy0 * OW + in0, OW,
+                      in1 - in0, rows, MAX ? 0 : 1);
       if (!MAX) {
-        const int64_t cnt =
-            p.include_pad ? ty.padded[oy] * tx.padded[ox] : (kyhi - kylo) * (kxhi - kxlo);
-        acc = cnt > 0 ? acc / (float)cnt : 0.f;
+        const int64_t cnt = p.include_pad ? ty.padded[oy0] * tx.padded[in0] : (kyhi - kylo) * p.kw;
+        const float inv = cnt > 0 ? 1.f / (float)cnt : 0.f;
+        for (int64_t r = oy0; r < oy1; ++r)
+          for (int64_t ox = in0; ox < in1; ++ox) y[r * OW + ox] = cnt > 0 ? y[r * OW + ox] * inv : 0.f;
       }
-      yr[ox] = acc;
     }
+    for (int64_t oy = oy0; oy < oy1; ++oy) {
+      float* yr = y + oy * OW;
+      const float* xrow = x + ty.start[oy] * W;
+      for (int64_t ox = 0; ox < OW; ++ox) {
+        if (ox == in0 && in1 > in0) ox = in1;
+        if (ox >= OW) break;
+        const int64_t kxlo = tx.lo[ox], kxhi = tx.hi[ox];
+        const float* xc = xrow + tx.start[ox];
+        float acc = init;
+        for (int64_t ky = kylo; ky < kyhi; ++ky) {
+          const float* xr = xc + ky * p.dh * W;
+          if (MAX) {
+            for (int64_t kx = kxlo; kx < kxhi; ++kx) {
+              const float v = xr[kx * p.dw];
+              acc = v > acc ? v : acc;
+            }
+          } else {
+            for (int64_t kx = kxlo; kx < kxhi; ++kx) acc += xr[kx * p.dw];
+          }
+        }
+        if (!MAX) {
+          const int64_t cnt =
+              p.include_pad ? ty.padded[oy] * tx.padded[ox] : (kyhi - kylo) * (kxhi - kxlo);
+          acc = cnt > 0 ? acc / (float)cnt : 0.f;
+        }
+        yr[ox] = acc;
+      }
+    }
+    oy0 = oy1;
   }
 }
 

@@ -121,21 +121,27 @@ ODC_DEFINE_KERNEL(resize_bilinear_f32) {
   const std::vector<Tap> ty = taps(H, OH, sh), tx = taps(W, OW, sw);
   const int64_t planes = X.shape[0] * X.shape[1];
   const int T = threads_for(Y.numel, 1 << 15, a->num_threads);
+  // input rows that some output row reads (upsampling: every row, once)
+  std::vector<char> used((size_t)H, 0);
+  for (int64_t oy = 0; oy < OH; ++oy) used[(size_t)ty[oy].i0] = used[(size_t)ty[oy].i1] = 1;
   const bool ok = parallel_run(T, [&](int tid) {
     int64_t b, en;
     split_range(planes, T, tid, &b, &en);
-    float* r0 = thread_scratch(3, 2 * OW);
-    float* r1 = r0 + OW;
+    float* hrows = thread_scratch(3, H * OW);  // each used input row, interpolated along W
     for (int64_t q = b; q < en; ++q) {
       const float* xp = X.data + q * H * W;
-      for (int64_t oy = 0; oy < OH; ++oy) {
-        const float* a0 = xp + ty[oy].i0 * W;
-        const float* a1 = xp + ty[oy].i1 * W;
+      for (int64_t iy = 0; iy < H; ++iy) {
+        if (!used[(size_t)iy]) continue;
+        const float* xr = xp + iy * W;
+        float* hr = hrows + iy * OW;
         for (int64_t ox = 0; ox < OW; ++ox) {
           const Tap& t = tx[ox];
-          r0[ox] = a0[t.i0] + (a0[t.i1] - a0[t.i0]) * t.w1;
-          r1[ox] = a1[t.i0] + (a1[t.i1] - a1[t.i0]) * t.w1;
+          hr[ox] = xr[t.i0] + (xr[t.i1] - xr[t.i0]) * t.w1;
         }
+      }
+      for (int64_t oy = 0; oy < OH; ++oy) {
+        const float* r0 = hrows + ty[oy].i0 * OW;
+        const float* r1 = hrows + ty[oy].i1 * OW;
         const float wy = ty[oy].w1;
         float* yr = Y.data + (q * OH + oy) * OW;
         for (int64_t ox = 0; ox < OW; ++ox) yr[ox] = r0[ox] + (r1[ox] - r0[ox]) * wy;

@@ -967,7 +967,15 @@ def _bind_slice(graph: Graph, group: FusionGroup, node: Node, opset: int) -> Ker
     return _builtin("slice", [x], [out], params, [])
 
 
+def _bind_rnn(graph: Graph, group: FusionGroup, node: Node, opset: int) -> KernelBinding:
+    from optimizer.lower.bind_rnn import bind_rnn  # imports this module's helpers
+
+    return bind_rnn(graph, group, node, opset)
+
+
 _SINGLE = {
+    "LSTM": _bind_rnn,
+    "GRU": _bind_rnn,
     "Conv": _bind_anchor_single,
     "Gemm": _bind_anchor_single,
     "MatMul": _bind_anchor_single,

@@ -47,7 +47,7 @@ def _unknown_values(model: Model) -> list[Value]:
     found = []
     for node in model.graph.nodes:
         for value in node.outputs:
-            if ir.is_empty(value):
+            if ir.is_empty(value) or not value.name:  # an omitted (optional) output
                 continue
             if ir.static_shape(value) is None or ir.numpy_dtype_of(value) is None:
                 found.append(value)
