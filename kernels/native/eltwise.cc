@@ -5,6 +5,50 @@
 
 using namespace odc_native;
 
+namespace {
+// Short broadcast rows (SE blocks: [1, C, 2, 2] * [1, C, 1, 1]): y rows [r0, r1) of n elements,
+// operand rows at ra / rb floats apart, element strides ia / ib (0 or 1), in one loop instead of
+// one row call per row.
+template <int OP>
+inline float bin_op(float x, float y) {
+  if (OP == BIN_ADD) return x + y;
+  if (OP == BIN_SUB) return x - y;
+  if (OP == BIN_MUL) return x * y;
+  if (OP == BIN_DIV) return x / y;
+  if (OP == BIN_MAX) return x > y ? x : y;
+  return x < y ? x : y;
+}
+template <int OP>
+void short_rows(const float* a, int64_t ra, int64_t ia, const float* b, int64_t rb, int64_t ib,
+                float* y, int64_t n, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* pa = a + r * ra;
+    const float* pb = b + r * rb;
+    float* py = y + r * n;
+    if (ia && !ib) {
+      const float v = pb[0];
+      for (int64_t j = 0; j < n; ++j) py[j] = bin_op<OP>(pa[j], v);
+    } else if (!ia && ib) {
+      const float v = pa[0];
+      for (int64_t j = 0; j < n; ++j) py[j] = bin_op<OP>(v, pb[j]);
+    } else {
+      for (int64_t j = 0; j < n; ++j) py[j] = bin_op<OP>(pa[j * ia], pb[j * ib]);
+    }
+  }
+}
+void short_rows_any(int op, const float* a, int64_t ra, int64_t ia, const float* b, int64_t rb,
+                    int64_t ib, float* y, int64_t n, int64_t r0, int64_t r1) {
+  switch (op) {
+    case BIN_ADD: short_rows<BIN_ADD>(a, ra, ia, b, rb, ib, y, n, r0, r1); break;
+    case BIN_SUB: short_rows<BIN_SUB>(a, ra, ia, b, rb, ib, y, n, r0, r1); break;
+    case BIN_MUL: short_rows<BIN_MUL>(a, ra, ia, b, rb, ib, y, n, r0, r1); break;
+    case BIN_DIV: short_rows<BIN_DIV>(a, ra, ia, b, rb, ib, y, n, r0, r1); break;
+    case BIN_MAX: short_rows<BIN_MAX>(a, ra, ia, b, rb, ib, y, n, r0, r1); break;
+    default: short_rows<BIN_MIN>(a, ra, ia, b, rb, ib, y, n, r0, r1); break;
+  }
+}
+}  // namespace
+
 /* binary_f32: Y = act(op(A, B)), numpy broadcasting
  * inputs : A [...], B [...];  outputs: Y [broadcast(A, B)] (may be A or B itself when that input
  *          already has Y's shape: in place)
@@ -70,6 +114,18 @@ ODC_DEFINE_KERNEL(binary_f32) {
   const int64_t chunk = std::max<int64_t>(4096, (n + 3) / 4);
   const int64_t nch = (n + chunk - 1) / chunk;
   const int T = threads_for(Y.numel, 1 << 15, a->num_threads);
+  if (nd <= 2 && n < 32) {  // short rows, one outer dim: no per-row index math or row calls
+    const int64_t ra = nd == 2 ? ca_[0] : 0, rb = nd == 2 ? cb_[0] : 0;
+    const bool ok = parallel_run(T, [&](int tid) {
+      int64_t b, en;
+      split_range(rows, T, tid, &b, &en);
+      short_rows_any((int)op, A.data, ra, ia, B.data, rb, ib, Y.data, n, b, en);
+      if (act != ACT_NONE && en > b)
+        o.unary(Y.data + b * n, Y.data + b * n, (en - b) * n, (int)act, fa, fb);
+    });
+    if (!ok) return e.fail("internal error in worker");
+    return 0;
+  }
   const bool ok = parallel_run(T, [&](int tid) {
     int64_t b, en;
     split_range(rows * nch, T, tid, &b, &en);

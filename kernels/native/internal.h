@@ -50,6 +50,19 @@ enum BinOp { BIN_ADD = 0, BIN_SUB = 1, BIN_MUL = 2, BIN_DIV = 3, BIN_MAX = 4, BI
              BIN_COUNT = 6 };
 
 // ---------------------------------------------------------------- per-ISA row operations
+// One depthwise convolution (group == C) for RowOps::dw_block: pointers at batch element n.
+struct DwArgs {
+  const float* x;     // C input planes [H, W]
+  const float* w;     // Co filters [KH, KW]
+  const float* bias;  // [Co] or NULL
+  const float* res;   // Co planes [OH, OW] or NULL
+  float* y;           // Co planes [OH, OW]
+  int64_t H, W, OH, OW, mult;  // output channel oc reads input plane oc / mult
+  int KH, KW, sh, sw, pt, pl, dh, dw;
+  int act, res_after_act;
+  float act_a, act_b;
+};
+
 struct RowOps {
   const char* isa;
   // y = act(alpha*c + beta*bias [+ res]) [+ res]; bias_cs 0: bias[0] broadcast, 1: bias[j];
@@ -93,6 +106,10 @@ struct RowOps {
   void (*pool_rows)(const float* x, int64_t x_rs, int64_t stride, float* y, int64_t y_rs,
                     int64_t n, int64_t rows, int op);
   int mr, nr, kc, mc, nc;
+  // Depthwise output channels [c0, c0 + nc) (nc <= 16), output rows [oy0, oy1), with the fused
+  // bias + residual + activation: channels are the vector lanes (transposed through scratch
+  // slot 2), so tiny planes cost no per-plane overhead.
+  void (*dw_block)(const DwArgs& d, int64_t c0, int nc, int64_t oy0, int64_t oy1);
 };
 
 const RowOps& ops();  // the best ISA this CPU supports (or ODC_NATIVE_ISA=scalar|avx2|avx512)
@@ -188,7 +205,8 @@ int parse_act(int64_t code, const char* what, Err& e);
   X(slice)                    \
   X(concat)                   \
   X(split)                    \
-  X(gather)
+  X(gather)                   \
+  X(pad)
 
 #define ODC_DECLARE_KERNEL(name) \
   extern "C" int32_t odc_native_##name(const odc_kernel_args*, char*, int64_t);

@@ -265,7 +265,8 @@ const RowOps kAvx2Ops = {
     isa_avx2::dw_plane,    isa_avx2::ukr,           isa_avx2::ukr_mn,  isa_avx2::pack_gather, isa_avx2::ukr_ind, isa_avx2::ukr_indb, isa_avx2::pool_rows,
     isa_avx2::MR,
     isa_avx2::NR,
-    256,                   144,                     2048};
+    256,                   144,                     2048,
+    isa_avx2::dw_block};
 
 }  // namespace odc_native
 #pragma GCC pop_options

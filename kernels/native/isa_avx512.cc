@@ -345,7 +345,8 @@ const RowOps kAvx512Ops = {
     isa_avx512::dot_row,    isa_avx512::axpy_row,    isa_avx512::dw_plane,
     isa_avx512::ukr,        isa_avx512::ukr_mn,      isa_avx512::pack_gather, isa_avx512::ukr_ind, isa_avx512::ukr_indb, isa_avx512::pool_rows,
     isa_avx512::MR,          isa_avx512::NR,
-    256,                    168,                     2048};
+    256,                    168,                     2048,
+    isa_avx512::dw_block};
 
 }  // namespace odc_native
 #pragma GCC pop_options

@@ -78,7 +78,9 @@ const RowOps kScalarOps = {
     "scalar",           isa_scalar::epilogue_row, isa_scalar::unary_row,
     isa_scalar::binary_row, isa_scalar::softmax_row, isa_scalar::layernorm_row,
     isa_scalar::dot_row,    isa_scalar::axpy_row,    isa_scalar::dw_plane,
-    isa_scalar::ukr,        isa_scalar::ukr_mn,      isa_scalar::pack_gather, isa_scalar::ukr_ind, isa_scalar::ukr_indb, isa_scalar::pool_rows, isa_scalar::MR,          isa_scalar::NR,
-    256,                    128,                     1024};
+    isa_scalar::ukr,        isa_scalar::ukr_mn,      isa_scalar::pack_gather, isa_scalar::ukr_ind,
+    isa_scalar::ukr_indb,   isa_scalar::pool_rows,   isa_scalar::MR,          isa_scalar::NR,
+    256,                    128,                     1024,
+    isa_scalar::dw_block};
 
 }  // namespace odc_native

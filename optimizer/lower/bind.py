@@ -25,6 +25,7 @@ from optimizer.ir import Graph, Node, Value
 from optimizer.kernels import python_bridge, registry
 from optimizer.kernels.registry import KernelSpec, NodeInfo, Selection, UnsupportedOpError
 from optimizer.lower import bind_reduce
+from optimizer.lower.bind_pad import bind_pad
 from optimizer.lower.partition import ELEMENTWISE, EPILOGUE, LAYER_NORM, FusionGroup
 from optimizer.module.writer import KernelBinding
 
@@ -992,6 +993,7 @@ _SINGLE = {
     "Split": _bind_split,
     "Slice": _bind_slice,
     "Gather": _bind_gather,
+    "Pad": bind_pad,
     **{op: _bind_binary for op in BINARY_OPS},
     **{op: _bind_single_program for op in ["Pow", "Log", "Sum"]},
     "Cast": _bind_cast,

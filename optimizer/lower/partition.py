@@ -7,7 +7,8 @@ Four kinds of group, claimed in this order:
    whatever the opset. Pattern ``layer_norm``.
 1. **epilogue**: a Conv / Gemm / MatMul anchor with what follows it in a straight line: a
    constant bias ``Add``, a residual ``Add`` of a same-shaped tensor, and one activation
-   (``ops.EPILOGUE_ACTIVATIONS``, or SiLU written as ``x * Sigmoid(x)``), in that order, each
+   (``ops.EPILOGUE_ACTIVATIONS``, or SiLU / HardSwish written as ``x * Sigmoid(x)`` /
+   ``x * HardSigmoid(x)``), in that order, each
    optional. An intermediate joins only when the group is its sole reader and it is no graph
    output, so nothing inside a group needs memory. Pattern names read ``conv+bias+add+relu``.
 2. **elementwise**: connected elementwise ops of one output shape, grown backwards from a sink
@@ -363,22 +364,33 @@ def _activation(
 def _silu(
     graph: Graph, out: Value, options: PartitionOptions, claimed: dict[int, FusionGroup]
 ) -> tuple[str, list[Node]] | None:
-    """``Mul(x, Sigmoid(x))`` (either operand order) reading ``x`` = ``out`` only."""
-    if ops.SILU not in options.activations or ir.is_graph_output(graph, out):
+    """``Mul(x, Sigmoid(x))`` (SiLU) or ``Mul(x, HardSigmoid(x; 1/6, 0.5))`` (HardSwish as
+    exported below opset 14), either operand order, reading ``x`` = ``out`` only."""
+    if ir.is_graph_output(graph, out):
         return None
     users = ir.consumers(out)
     if len(users) != 2 or any(id(u) in claimed for u in users):
         return None
-    sigmoid = next((u for u in users if u.op == "Sigmoid"), None)
+    gate_node = next((u for u in users if u.op in ("Sigmoid", "HardSigmoid")), None)
     mul = next((u for u in users if u.op == "Mul"), None)
-    if sigmoid is None or mul is None or sigmoid.inputs[0] is not out:
+    if gate_node is None or mul is None or gate_node.inputs[0] is not out:
         return None
-    gate = sigmoid.outputs[0]
+    if gate_node.op == "Sigmoid":
+        name = ops.SILU
+    else:
+        alpha = ir.attr_float(gate_node, "alpha", 0.2)
+        beta = ir.attr_float(gate_node, "beta", 0.5)
+        if abs(alpha - 1 / 6) > 1e-6 or abs(beta - 0.5) > 1e-6:
+            return None
+        name = ops.EPILOGUE_ACTIVATIONS["HardSwish"]
+    if name not in options.activations:
+        return None
+    gate = gate_node.outputs[0]
     if ir.single_consumer(graph, gate) is not mul:
         return None
     if {id(v) for v in mul.inputs} != {id(out), id(gate)} or len(mul.inputs) != 2:
         return None
-    return ops.SILU, [sigmoid, mul]
+    return name, [gate_node, mul]
 
 
 # -- elementwise groups ------------------------------------------------------------------------

@@ -143,6 +143,29 @@ def test_silu_epilogue() -> None:
     assert [n.name for n in group.epilogue.activation_nodes] == ["sig", "mul"]
 
 
+def test_hardswish_epilogue_decomposed() -> None:
+    """HardSwish as exported below opset 14: x * HardSigmoid(x; 1/6, 0.5)."""
+
+    def model(alpha: float):
+        return make_model(
+            [
+                conv(),
+                helper.make_node("HardSigmoid", ["c"], ["s"], name="hs", alpha=alpha, beta=0.5),
+                helper.make_node("Mul", ["c", "s"], ["y"], name="mul"),
+            ],
+            [X],
+            [("y", FLOAT, [1, 4, 8, 8])],
+            CONV_W,
+            opset=13,
+        )
+
+    (group,) = groups_of(model(1 / 6))
+    assert group.pattern == "conv+bias+hardswish"
+    assert [n.name for n in group.epilogue.activation_nodes] == ["hs", "mul"]
+    # another slope is no HardSwish: the conv stays alone
+    assert patterns(groups_of(model(0.2)))[0] == "conv+bias"
+
+
 def test_matmul_bias_gelu() -> None:
     proto = make_model(
         [

@@ -410,6 +410,26 @@ void test_conv() {
   }
   run_conv_case("depthwise_conv2d_f32", ConvCase{1, 32, 56, 56, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 32}, 2);
   run_conv_case("depthwise_conv2d_f32", ConvCase{1, 24, 28, 28, 24, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 24}, 2);
+  // channel-blocked path: several 16-channel blocks with a partial last one, multiplier 2,
+  // MobileNetV3-like tiny planes (2x2 with a 5x5 kernel, pads larger than the plane)
+  for (int it = 0; it < 20; ++it) {
+    ConvCase k;
+    k.N = ri(1, 2);
+    k.C = ri(13, 40);
+    k.g = k.C;
+    k.Co = k.C * (it % 4 == 3 ? 2 : 1);
+    k.KH = it % 2 ? 3 : 5, k.KW = k.KH;
+    k.sh = k.sw = ri(1, 2), k.dh = k.dw = 1;
+    k.pt = k.pl = k.pb = k.pr = k.KH / 2;
+    k.H = ri(1, 9), k.W = ri(1, 9);
+    run_conv_case("depthwise_conv2d_f32", k, (int)ri(1, 3));
+  }
+  run_conv_case("depthwise_conv2d_f32", ConvCase{1, 576, 2, 2, 576, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 576}, 2);
+  run_conv_case("depthwise_conv2d_f32", ConvCase{1, 96, 8, 8, 96, 5, 5, 2, 2, 2, 2, 2, 2, 1, 1, 96}, 2);
+  run_conv_case("depthwise_conv2d_f32", ConvCase{1, 16, 32, 32, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 16}, 2);
+  run_conv_case("depthwise_conv2d_f32", ConvCase{2, 40, 64, 48, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 40}, 2);
+  run_conv_case("depthwise_conv2d_f32", ConvCase{2, 32, 20, 37, 32, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1, 32}, 1);
+  run_conv_case("depthwise_conv2d_f32", ConvCase{1, 48, 35, 50, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 48}, 2);
 }
 
 void test_conv_transpose() {
@@ -862,6 +882,9 @@ void test_binary() {
       {{5, 6}, {}, {5, 6}},                         {{4, 1, 6}, {1, 5, 1}, {4, 5, 6}},
       {{1}, {1}, {1}},                              {{7, 1, 3}, {7, 2, 3}, {7, 2, 3}},
       {{2, 50000}, {50000}, {2, 50000}},            {{0, 3}, {3}, {0, 3}},
+      // short broadcast rows (SE blocks), both operand orders, in place
+      {{1, 96, 4, 4}, {1, 96, 1, 1}, {1, 96, 4, 4}},  {{1, 20, 1, 1}, {1, 20, 3, 3}, {1, 20, 3, 3}},
+      {{6, 5}, {6, 1}, {6, 5}},                       {{2, 7, 3}, {2, 7, 3}, {2, 7, 3}},
   };
   for (size_t ci = 0; ci < cases.size(); ++ci)
     for (int op = 0; op < 6; ++op) {
@@ -1600,6 +1623,113 @@ void test_movement() {
 }
 }  // namespace
 
+// ------------------------------------------------------------------ pad
+// Reference index along one axis (crop by the negative pads, then pad), by walking: -1 = value.
+int64_t ref_pad_index(int64_t o, int64_t n_in, int64_t b, int64_t e, int mode) {
+  const int64_t lo = b < 0 ? -b : 0, n = n_in - lo - (e < 0 ? -e : 0);
+  int64_t i = o - (b > 0 ? b : 0);
+  if (i >= 0 && i < n) return lo + i;
+  if (mode == 0) return -1;
+  if (mode == 2) return lo + (i < 0 ? 0 : n - 1);
+  if (mode == 3) {
+    while (i < 0) i += n;
+    while (i >= n) i -= n;
+    return lo + i;
+  }
+  if (n == 1) return lo;
+  while (i < 0 || i >= n) {
+    if (i < 0) i = -i;
+    if (i >= n) i = 2 * (n - 1) - i;
+  }
+  return lo + i;
+}
+
+void test_pad() {
+  for (int it = 0; it < 120; ++it) {
+    auto ty = kTypes[it % 4];
+    const int mode = (it / 4) % 4;
+    const int r = it == 0 ? 3 : (int)ri(1, 4);
+    std::vector<int64_t> xs = rand_shape(r, 1, 7), pb(r), pe(r), ys(r);
+    for (int d = 0; d < r; ++d) {
+      const int64_t lim = mode == 0 ? 4 : (mode == 1 ? 2 * xs[d] : 5);
+      pb[d] = ri(-(xs[d] - 1) / 2, lim);
+      pe[d] = ri(-(xs[d] - 1) / 2, lim);
+      if (mode == 1 && xs[d] - (pb[d] < 0 ? -pb[d] : 0) - (pe[d] < 0 ? -pe[d] : 0) < 1)
+        pb[d] = pe[d] = 0;
+      ys[d] = xs[d] + pb[d] + pe[d];
+    }
+    if (it == 0) xs = {1, 2, 3}, pb = {0, 1, -1}, pe = {2, 0, 4}, ys = {3, 3, 6};
+    R X(xs, ty.dt, ty.es), Y(ys, ty.dt, ty.es, false), W(ys, ty.dt, ty.es, false);
+    const int64_t bits = ty.es == 8 ? (int64_t)0x8123456789abcdefULL : (int64_t)0x5a6b7c8d;
+    auto xst = cstrides(xs);
+    for (int64_t i = 0; i < Y.numel(); ++i) {
+      auto idx = unravel(i, ys);
+      int64_t off = 0;
+      bool value = false;
+      for (int d = 0; d < r; ++d) {
+        const int64_t j = ref_pad_index(idx[d], xs[d], pb[d], pe[d], mode);
+        if (j < 0) value = true;
+        off += j * xst[d];
+      }
+      if (value)
+        std::memcpy(&W.b[i * ty.es], &bits, ty.es);  // little-endian low bytes
+      else
+        std::memcpy(&W.b[i * ty.es], &X.b[off * ty.es], ty.es);
+    }
+    Call c;
+    c.in = {X.t()};
+    c.out = {Y.t()};
+    c.ip = {mode};
+    c.ip.insert(c.ip.end(), pb.begin(), pb.end());
+    c.ip.insert(c.ip.end(), pe.begin(), pe.end());
+    c.ip.push_back(bits);
+    c.threads = (int)ri(1, 4);
+    CHECK(c.run("pad") == 0, "pad: %s", c.err);
+    CHECK(Y.b == W.b, "pad rank %d dtype %d mode %d differs", r, ty.dt, mode);
+  }
+  {  // a larger float32 image pad (threads), and a crop to nothing on one axis (constant)
+    R X({2, 8, 33, 47}, ODC_FLOAT32, 4), Y({2, 8, 37, 49}, ODC_FLOAT32, 4, false);
+    Call c;
+    c.in = {X.t()};
+    c.out = {Y.t()};
+    c.ip = {1, 0, 0, 2, 1, 0, 0, 2, 1, 0};
+    c.threads = 3;
+    CHECK(c.run("pad") == 0, "pad large: %s", c.err);
+    CHECK(std::memcmp(&Y.b[((0 * 37 + 2) * 49 + 1) * 4], &X.b[0], 4) == 0, "pad large: corner");
+    R Z({3, 4}, ODC_INT32, 4), E({0, 6}, ODC_INT32, 4, false);
+    Call z;
+    z.in = {Z.t()};
+    z.out = {E.t()};
+    z.ip = {0, -2, 1, -1, 1, 0};
+    CHECK(z.run("pad") == 0, "pad crop to empty: %s", z.err);
+  }
+  // errors
+  R X({3, 4}, ODC_FLOAT32, 4), Y({5, 4}, ODC_FLOAT32, 4, false), Yi({5, 4}, ODC_INT32, 4, false);
+  auto base = [&]() {
+    Call c;
+    c.in = {X.t()};
+    c.out = {Y.t()};
+    c.ip = {0, 1, 0, 1, 0, 0};
+    return c;
+  };
+  { Call c = base(); CHECK(c.run("pad") == 0, "pad base: %s", c.err); }
+  { Call c = base(); c.ip = {0, 1, 0, 1, 0}; expect_error("pad iparams count", c, "pad"); }
+  { Call c = base(); c.ip[0] = 7; expect_error("pad mode", c, "pad"); }
+  { Call c = base(); c.ip[1] = 2; expect_error("pad Y shape", c, "pad"); }
+  { Call c = base(); c.out = {Yi.t()}; expect_error("pad dtype", c, "pad"); }
+  { Call c = base(); c.fp = {1.0}; expect_error("pad fparams", c, "pad"); }
+  {
+    R Z({3, 4}, ODC_FLOAT32, 4), E({3, 5}, ODC_FLOAT32, 4, false);
+    Call c;
+    c.in = {Z.t()};
+    c.out = {E.t()};
+    c.ip = {1, 0, -4, 0, 5, 0};  // reflect on an axis cropped to nothing
+    expect_error("pad reflect empty", c, "pad");
+    c.ip = {0, 0, -5, 0, 6, 0};  // crops more than the axis
+    expect_error("pad over-crop", c, "pad");
+  }
+}
+
 int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; ++i)
     if (!std::strcmp(argv[i], "--isa")) {
@@ -1616,7 +1746,7 @@ int main(int argc, char** argv) {
                {"conv_transpose", test_conv_transpose}, {"pool", test_pool},
                {"softmax", test_softmax},   {"layer_norm", test_layer_norm}, {"reduce", test_reduce},
                {"resize", test_resize},     {"binary", test_binary},
-               {"unary", test_unary},       {"program", test_program},       {"movement", test_movement},
+               {"unary", test_unary},       {"program", test_program},       {"movement", test_movement}, {"pad", test_pad},
                {"errors", test_errors},
                {"registry+threads", test_registry_and_threads}};
   for (auto& t : tests) {
