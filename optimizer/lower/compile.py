@@ -23,7 +23,7 @@ from optimizer.ir import Model
 from optimizer.lower.bind import Bound, bind_group, prepack_weights
 from optimizer.lower.memory import plan_memory
 from optimizer.lower.partition import partition
-from optimizer.lower.schedule import schedule
+from optimizer.lower.schedule import Schedule, schedule
 from optimizer.lower.static_shapes import _unpinned_input_message, require_static_shapes
 from optimizer.lower.tactics import TacticRecord, TimingCache, Tuner, default_threads
 from optimizer.lower.verify_plan import assert_plan_valid
@@ -169,7 +169,9 @@ def compile_model(
             tuner.cache.save()
         except OSError as err:
             log.warning("tactic cache %s not written: %s", tuner.cache.path, err)
-    plan = plan_memory(sched)
+    steps, bounds, views = tuner.splice(sched.steps, bounds)
+    sched = Schedule(optimized, steps)
+    plan = plan_memory(sched, views=views)
     assert_plan_valid(plan)
     out = write_module(optimized, plan, [b.binding for b in bounds], out_dir, [options.target])
 

@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 
 from optimizer import ir
-from optimizer.ir import Graph, Value
+from optimizer.ir import Graph, Node, Value
 from optimizer.lower.bind import Bound, _builtin, pack_conv_weights
-from optimizer.lower.partition import FusionGroup
+from optimizer.lower.partition import SINGLE, FusionGroup
 from optimizer.module.writer import KernelBinding
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ class Candidate:
         inputs: Timing arrays in the kernel's argument order (None: omitted).
         output_shapes: Shapes of the outputs (float32), in the kernel's order.
         iparams / fparams / workspace: The step's parameters.
-        bind: Materializes the binding (adds constants to the graph); None for the default.
+        bind: Materializes the binding (adds constants to the graph), or a :class:`Splice`
+            when the kernel needs reshaped operands; None for the default.
     """
 
     name: str
@@ -72,7 +73,22 @@ class Candidate:
     iparams: list[int]
     fparams: list[float]
     workspace: int = 0
-    bind: Callable[[], KernelBinding] | None = None
+    bind: Callable[[], KernelBinding | Splice] | None = None
+
+
+@dataclass
+class Splice:
+    """A binding that reads / writes reshaped views of the group's values.
+
+    ``before`` / ``after``: view steps (a Reshape group bound to ``copy``) run right before /
+    after the group; ``views``: the ``before`` outputs, which the memory plan places on their
+    input's bytes (``plan_memory(views=...)``), so every copy is a no-op.
+    """
+
+    binding: KernelBinding
+    before: list[tuple[FusionGroup, KernelBinding]] = field(default_factory=list)
+    after: list[tuple[FusionGroup, KernelBinding]] = field(default_factory=list)
+    views: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -174,12 +190,27 @@ def _is_pointwise(b: KernelBinding) -> bool:
 
 
 def _pointwise_as_gemm(ctx: Context) -> Candidate:
-    """Y[n] = W[Co, C] @ X[n] over X viewed as [N, C, H*W]: ``gemm_f32`` (bias as [Co, 1])."""
+    """Y[n] = W[Co, C] @ X[n] over X viewed as [N, C, H*W]: ``gemm_f32`` (bias as [Co, 1]).
+
+    The module format has no strided views, so X (and the residual) are handed over through
+    Reshape steps whose outputs share their input's bytes (no-op ``copy``), and Y through one
+    written in place (see :class:`Splice`). Skipped where such a step would really copy: X or
+    the residual a graph input, Y a graph output.
+    """
     d = ctx.default
     x_name, w_name, b_name, r_name = d.inputs
+    (y_name,) = d.outputs
     wp = ir.const_value(ctx.values[w_name])
     if wp is None:
         raise Skip("weights are not constant")
+    graph = ctx.graph
+    interface = {v.name for v in graph.inputs}
+    if x_name in interface or r_name in interface:
+        raise Skip("X or the residual is a graph input: its view would be a real copy")
+    if y_name in {v.name for v in graph.outputs}:
+        raise Skip("Y is a graph output: its view would be a real copy")
+    if b_name is not None and ir.const_value(ctx.values[b_name]) is None:
+        raise Skip("the bias is computed")
     co = int(d.iparams[11])
     x = ctx.arrays[x_name]
     n, c = x.shape[0], x.shape[1]
@@ -187,15 +218,39 @@ def _pointwise_as_gemm(ctx: Context) -> Candidate:
     # unpack Wp[1, q, k, j] = W[q*32 + j, k]
     w = np.ascontiguousarray(np.asarray(wp).transpose(0, 1, 3, 2).reshape(-1, c)[:co])
     bias = ctx.array(b_name)
-    inputs = [w, x.reshape(n, c, hw), None if bias is None else bias.reshape(co, 1),
+    bcol = None if bias is None else np.ascontiguousarray(bias.reshape(co, 1))
+    inputs = [w, x.reshape(n, c, hw), bcol,
               None if r_name is None else ctx.arrays[r_name].reshape(n, co, hw)]  # fmt: skip
     act, after = int(d.iparams[9]), int(d.iparams[10])
-    fparams = [1.0, 1.0, float(d.fparams[0]), float(d.fparams[1])]
-    # The module format (version 1) has no tensor views: X [N, C, H, W] cannot be handed to
-    # gemm_f32 as [N, C, H*W] without a copy step, so this candidate is timed (the report says
-    # whether a view would pay) but never bound.
-    return Candidate("gemm_f32", "gemm_f32", inputs, [(n, co, hw)], [0, 0, act, after], fparams,
-                     0, None)  # fmt: skip
+    iparams, fparams = [0, 0, act, after], [1.0, 1.0, float(d.fparams[0]), float(d.fparams[1])]
+
+    def bind() -> Splice:
+        group, base = ctx.group, ctx.group.name
+        splice = Splice(binding=None)  # type: ignore[arg-type]
+
+        def view(src: Value, shape: tuple[int, ...], tag: str, before: bool) -> Value:
+            out = ir.make_value(graph, f"{base}/{tag}", np.float32, list(shape))
+            a, b = (src, out) if before else (out, src)
+            node = Node(op="Reshape", name=f"{base}/{tag}_view")
+            vg = FusionGroup([node], [a], [b], "reshape", SINGLE)
+            (splice.before if before else splice.after).append(
+                (vg, _builtin("copy", [a], [b], [], []))
+            )
+            if before:
+                splice.views.append(out.name)
+            return out
+
+        x3 = view(ctx.values[x_name], (n, c, hw), "x_rows", True)
+        r3 = None if r_name is None else view(ctx.values[r_name], (n, co, hw), "r_rows", True)
+        y3 = view(ctx.values[y_name], (n, co, hw), "y_rows", False)
+        wv = ir.make_constant(graph, w, f"{w_name}_rows")
+        bv = None if bcol is None else ir.make_constant(graph, bcol, f"{b_name}_col")
+        group.inputs = [wv, x3, bv, r3]
+        group.outputs = [y3]
+        splice.binding = _builtin("gemm_f32", [wv, x3, bv, r3], [y3], iparams, fparams)
+        return splice
+
+    return Candidate("gemm_f32", "gemm_f32", inputs, [(n, co, hw)], iparams, fparams, 0, bind)
 
 
 FAMILIES: list[Family] = [
@@ -364,6 +419,7 @@ class Tuner:
     threads: int = 1
     cache: TimingCache | None = None
     records: list[TacticRecord] = field(default_factory=list)
+    splices: dict[int, Splice] = field(default_factory=dict)
     seed: int = 0
 
     def select(self, graph: Graph, group: FusionGroup, bound: Bound, step: int) -> Bound:
@@ -422,7 +478,40 @@ class Tuner:
         chosen = by_name[record.winner]
         if chosen.bind is None or chosen is candidates[0]:
             return bound
-        return Bound(chosen.bind())
+        result = chosen.bind()
+        if isinstance(result, Splice):
+            self.splices[step] = result
+            return Bound(result.binding)
+        return Bound(result)
+
+    def splice(
+        self, steps: list[FusionGroup], bounds: list[Bound]
+    ) -> tuple[list[FusionGroup], list[Bound], list[str]]:
+        """The steps with every splice's view steps inserted (records renumbered), views."""
+        if not self.splices:
+            return steps, bounds, []
+        out_steps: list[FusionGroup] = []
+        out_bounds: list[Bound] = []
+        views: list[str] = []
+        new_index: dict[int, int] = {}
+        for i, (group, bound) in enumerate(zip(steps, bounds)):
+            sp = self.splices.get(i)
+            extra_before = sp.before if sp else []
+            for vg, vb in extra_before:
+                out_steps.append(vg)
+                out_bounds.append(Bound(vb))
+            new_index[i] = len(out_steps)
+            out_steps.append(group)
+            out_bounds.append(bound)
+            for vg, vb in sp.after if sp else []:
+                out_steps.append(vg)
+                out_bounds.append(Bound(vb))
+            if sp:
+                views.extend(sp.views)
+        for r in self.records:
+            r.step = new_index[r.step]
+        self.splices = {}
+        return out_steps, out_bounds, views
 
     def _context(self, graph: Graph, group: FusionGroup, b: KernelBinding) -> Context | None:
         values = {v.name: v for v in [*group.inputs, *group.outputs] if v is not None}

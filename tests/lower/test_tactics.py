@@ -120,20 +120,25 @@ def test_key_includes_shapes_threads_isa() -> None:
 
 
 def _pw_dw_model() -> onnx.ModelProto:
-    """1x1 conv + bias + relu -> depthwise 3x3 + bias -> + residual; second dw with stride 2."""
+    """Pointwise and depthwise convs with bias, relu and residuals (one whose residual is the
+    conv's own input); the last dw conv has stride 2 and writes the graph output."""
     rng = np.random.default_rng(1)
     nodes = [
-        helper.make_node("Conv", ["x", "pw", "pb"], ["p"], name="pw"),
+        helper.make_node("Abs", ["x"], ["a"], name="abs"),
+        helper.make_node("Conv", ["a", "pw", "pb"], ["p"], name="pw"),
         helper.make_node("Relu", ["p"], ["pr"], name="pw_relu"),
         helper.make_node("Conv", ["pr", "dw", "db"], ["d"], group=16, pads=[1, 1, 1, 1], name="dw"),
         helper.make_node("Add", ["d", "pr"], ["s"], name="residual"),
-        helper.make_node("Conv", ["s", "dw2"], ["y"], group=16, strides=[2, 2], name="dw2"),
+        helper.make_node("Conv", ["s", "pw2"], ["q"], name="pw2"),
+        helper.make_node("Add", ["q", "s"], ["t"], name="residual2"),
+        helper.make_node("Conv", ["t", "dw2"], ["y"], group=16, strides=[2, 2], name="dw2"),
     ]
     weights = {
         "pw": (0.3 * rng.standard_normal((16, 8, 1, 1))).astype(np.float32),
         "pb": rng.standard_normal(16).astype(np.float32),
         "dw": (0.3 * rng.standard_normal((16, 1, 3, 3))).astype(np.float32),
         "db": rng.standard_normal(16).astype(np.float32),
+        "pw2": (0.3 * rng.standard_normal((16, 16, 1, 1))).astype(np.float32),
         "dw2": (0.3 * rng.standard_normal((16, 1, 3, 3))).astype(np.float32),
     }
     return make_model(
@@ -169,13 +174,13 @@ def test_untuned_compile_uses_rules(tmp_path: Path, _cache_dir: Path) -> None:
 def test_tuned_compile_matches_ort_and_caches(tmp_path: Path, _cache_dir: Path) -> None:
     report = _compile(tmp_path / "m", tune=True, tune_threads=2)
     tuned = [t for t in report.tactics if t.source == "tuned"]
-    assert len(tuned) == 3
+    assert len(tuned) == 4
     for t in tuned:
         assert len(t.seconds) == 2 and t.winner in t.seconds
-    assert "tactics (3 steps)" in report.format()
+    assert "tactics (4 steps)" in report.format()
     _check_against_ort(tmp_path / "m")
     entries = json.loads((_cache_dir / "tactics.json").read_text())["entries"]
-    assert len(entries) == 3  # the two dw convs differ in shape and stride
+    assert len(entries) == 4  # the two dw convs differ in stride, the pw ones in shape
     assert all(json.loads(k)["threads"] == 2 for k in entries)
 
 
@@ -195,6 +200,38 @@ def test_cached_winner_is_used_without_tune(tmp_path: Path, _cache_dir: Path) ->
     # another thread count is another key: the rules again
     report = _compile(tmp_path / "m3", tune_threads=3)
     assert {t.source for t in report.tactics} == {"default"}
+
+
+def test_pointwise_gemm_through_views(tmp_path: Path, _cache_dir: Path) -> None:
+    """gemm_f32 for 1x1 convs: X and the residual reach it as [N, C, H*W] views sharing their
+    bytes (no-op copy steps, one X that is also the residual), Y leaves through one in place."""
+    _compile(tmp_path / "m", tune=True, tune_threads=1)
+    path = _cache_dir / "tactics.json"
+    data = json.loads(path.read_text())
+    for key, entry in data["entries"].items():
+        if json.loads(key)["family"] == "pointwise_conv":
+            entry["winner"] = "gemm_f32"
+    path.write_text(json.dumps(data))
+    report = _compile(tmp_path / "m2", tune_threads=1)
+    pw = [t for t in report.tactics if t.family == "pointwise_conv"]
+    assert [(t.winner, t.source) for t in pw] == [("gemm_f32", "cache")] * 2
+    counts = report.kernel_counts()
+    assert counts["native.gemm_f32"] == 2 and "native.conv2d_packed_f32" not in counts
+    assert counts["native.copy"] == 5  # pw: x, y; pw2: x, residual (the same value), y
+    for t in pw:
+        assert report.steps[t.step].kernel == "native.gemm_f32"
+        assert report.steps[t.step].node == t.node
+    plan = json.loads((tmp_path / "m2" / "plan.json").read_text())
+    manifest = json.loads((tmp_path / "m2" / "manifest.json").read_text())
+    copy = next(k["id"] for k in manifest["kernels"] if k["entry"] == "copy")
+    values = plan["values"]
+    copies = [s for s in plan["steps"] if s["kernel"] == copy]
+    assert len(copies) == 5
+    for step in copies:  # every view shares its input's bytes: the copies are no-ops
+        src, dst = values[step["inputs"][0]], values[step["outputs"][0]]
+        assert src["storage"] == dst["storage"] == "arena"
+        assert src["offset"] == dst["offset"], (src["name"], dst["name"])
+    _check_against_ort(tmp_path / "m2")
 
 
 def test_disagreeing_candidate_is_discarded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -226,7 +263,7 @@ def test_cli_tune_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture,
     rc = main([*argv, "--tune", "--tune-threads", "2", "--no-check"])
     assert rc == 0, capsys.readouterr().err
     text = capsys.readouterr().out
-    assert "tactics (3 steps)" in text and "(tuned)" in text
+    assert "tactics (4 steps)" in text and "(tuned)" in text
     _check_against_ort(out)
     assert (_cache_dir / "tactics.json").is_file()
     rc = main([*argv, "--tune-threads", "2", "--no-check"])  # the cache, no timing
