@@ -163,9 +163,8 @@ def plan_memory(
         strategy: ``best_fit`` (smallest fitting gap) or ``first_fit`` (lowest fitting gap).
         inplace: Let elementwise and view steps write over an input dying there.
         views: Outputs of view steps that share their input's block even while the input
-            stays live (tactics' reshaped operands, read only by the step right after its view
-            steps, so
-            no in-place write can reach the block while they live).
+            stays live (tactics' reshaped operands, read only by the step right after its
+            view steps, so no in-place write can reach the block while they live).
 
     Returns:
         The plan; ``verify_plan.assert_plan_valid`` checks it independently.
