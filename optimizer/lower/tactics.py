@@ -11,9 +11,13 @@ same arrays, interleaved (A B A B ...) until each has run a few milliseconds; th
 call decides. Each candidate's outputs are checked against the rule-based kernel's (1e-4 abs +
 1e-3 rel); one that disagrees is discarded with a warning. The winner is stored in a JSON
 timing cache keyed by the candidates' names, the group's input shapes / dtypes, the
-parameters, the CPU ISA the native kernels dispatch to and the thread count. Without ``tune``
-a cached winner for the key is used, else the rule-based binding (compiles stay fast and
-deterministic).
+parameters, the CPU ISA the native kernels dispatch to, the thread count and the runtime
+library build. Without ``tune`` a cached winner for the key is used, else the rule-based
+binding (compiles stay fast and deterministic).
+
+pointwise Conv (1x1, stride 1, no padding, group 1): ``conv2d_packed_f32`` or ``gemm_f32``
+(through [N, C, H*W] views, see :class:`Splice`); depthwise Conv: ``depthwise_conv2d_f32`` or
+``conv2d_packed_f32`` with group = C.
 
 Cache file: ``$ODC_CACHE_DIR/tactics.json``, default ``~/.cache/onnx-deploy-optimizer/``;
 written atomically (temporary file + rename); an unreadable or corrupt cache is ignored with a
@@ -22,6 +26,8 @@ warning.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -337,9 +343,21 @@ def native_isa() -> str:
     return str(_runtime.builtin_isa())
 
 
+@functools.lru_cache(maxsize=1)
+def native_build() -> str:
+    """SHA-256 prefix of the runtime library holding the kernels: a rebuilt kernel is retuned."""
+    from optimizer import _runtime
+
+    try:
+        return hashlib.sha256(Path(_runtime.__file__).read_bytes()).hexdigest()[:16]
+    except (OSError, TypeError):  # pragma: no cover - a runtime without a file
+        return "unknown"
+
+
 def cache_key(family: str, names: list[str], default: KernelBinding,
               shapes: list[tuple[str, tuple[int, ...]] | None], isa: str, threads: int) -> str:  # fmt: skip
-    """The cache key: candidates, input dtypes / shapes, parameters, ISA, threads."""
+    """The cache key: candidates, input dtypes / shapes, parameters, ISA, threads, and the
+    runtime library's build (kernels change between builds)."""
     key = {
         "family": family,
         "candidates": sorted(names),
@@ -348,6 +366,7 @@ def cache_key(family: str, names: list[str], default: KernelBinding,
         "fparams": [float(x) for x in default.fparams],
         "isa": isa,
         "threads": int(threads),
+        "build": native_build(),
     }
     return json.dumps(key, sort_keys=True, separators=(",", ":"))
 
