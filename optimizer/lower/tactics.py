@@ -131,7 +131,7 @@ class TacticRecord:
     node: str
     family: str
     winner: str
-    source: str  # tuned, cache, default
+    source: str  # tuned, tuned (same key), cache, default
     seconds: dict[str, float] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
 
@@ -439,6 +439,7 @@ class Tuner:
     cache: TimingCache | None = None
     records: list[TacticRecord] = field(default_factory=list)
     splices: dict[int, Splice] = field(default_factory=dict)
+    tuned: dict[str, tuple[str, str, dict[str, float]]] = field(default_factory=dict)
     seed: int = 0
 
     def select(self, graph: Graph, group: FusionGroup, bound: Bound, step: int) -> Bound:
@@ -467,7 +468,10 @@ class Tuner:
         record = TacticRecord(step, group.name, family.name, candidates[0].name, "default",
                               rejected=rejected)  # fmt: skip
         by_name = {c.name: c for c in candidates}
-        if self.tune:
+        if self.tune and key in self.tuned:  # the same shapes again in this compile
+            record.winner, record.source, record.seconds = self.tuned[key]
+            record.source = "tuned (same key)"
+        elif self.tune:
             seconds, outs, failed = time_candidates(candidates, self.threads)
             record.rejected.update(failed)
             reference = outs.get(candidates[0].name)
@@ -486,6 +490,7 @@ class Tuner:
             if usable:
                 record.winner = min(usable, key=usable.__getitem__)
                 record.source = "tuned"
+                self.tuned[key] = (record.winner, "tuned", seconds)
                 if self.cache is not None:
                     self.cache.put(key, record.winner, seconds)
         elif self.cache is not None and (hit := self.cache.get(key)) is not None:
