@@ -52,6 +52,7 @@ CACHE_VERSION = 1
 ATOL, RTOL = 1e-4, 1e-3
 SECONDS_PER_CANDIDATE = 0.004  # timed per candidate, in interleaved rounds
 ROUNDS = 6
+MARGIN = 0.97  # another candidate replaces the rule-based kernel only when 3% faster (noise)
 
 
 class Skip(Exception):
@@ -484,8 +485,11 @@ class Tuner:
                     record.rejected[c.name] = why
                     del seconds[c.name]
             record.seconds = seconds
+            default = candidates[0].name
             usable = {
-                n: s for n, s in seconds.items() if n == candidates[0].name or by_name[n].bind
+                n: s if n == default else s / MARGIN
+                for n, s in seconds.items()
+                if n == default or by_name[n].bind
             }
             if usable:
                 record.winner = min(usable, key=usable.__getitem__)
