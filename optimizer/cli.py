@@ -41,6 +41,20 @@ def _parser() -> argparse.ArgumentParser:
         help="compile: refuse reference (Python) kernels; fail naming each unsupported node",
     )
     p.add_argument(
+        "--tune",
+        action="store_true",
+        help="compile: time the native kernels that can run each conv group on the real shapes "
+        "and keep the fastest (cached in $ODC_CACHE_DIR/tactics.json; without --tune a cached "
+        "winner is reused)",
+    )
+    p.add_argument(
+        "--tune-threads",
+        type=int,
+        metavar="N",
+        help="compile --tune: threads to time kernels with (default $ODC_TUNE_THREADS or the CPU "
+        "count)",
+    )
+    p.add_argument(
         "-O",
         dest="level",
         choices=["0", "1", "2"],
@@ -176,7 +190,13 @@ def _run(args: argparse.Namespace) -> int:
     if is_module_output(args.output):
         try:
             compiled = compile_to_module(
-                args.model, args.output, options, args.no_fallback, progress=progress
+                args.model,
+                args.output,
+                options,
+                args.no_fallback,
+                progress=progress,
+                tune=args.tune,
+                tune_threads=args.tune_threads,
             )
         finally:
             progress.close()
@@ -187,6 +207,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.no_fallback:
         raise UsageError("--no-fallback applies to compiled modules only (-o DIR/)")
+    if args.tune or args.tune_threads:
+        raise UsageError("--tune applies to compiled modules only (-o DIR/)")
     try:
         report = optimize_file(args.model, args.output, options, progress=progress)
     finally:

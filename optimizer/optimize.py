@@ -220,12 +220,16 @@ def compile_to_module(
     options: OptimizeOptions | None = None,
     no_fallback: bool = False,
     progress: Callable[[str], None] | None = None,
+    tune: bool = False,
+    tune_threads: int | None = None,
 ):  # -> optimizer.lower.compile.CompileReport (imported lazily: lowering imports this module)
     """Loads ``src``, optimizes it (``options``) and compiles it into the module ``out_dir``.
 
     Raises:
         UnsupportedModelError: a symbolic input dimension left unpinned (``--input-shape``).
         UnsupportedOpError: with ``no_fallback``, a node without a native kernel.
+
+    ``tune`` / ``tune_threads``: tactic selection (``CompileOptions``).
     """
     from optimizer.lower.compile import CompileOptions, compile_model
 
@@ -233,7 +237,12 @@ def compile_to_module(
     if not src.is_file():
         raise UsageError(f"{src}: no such model file")
     model = ir.load(src)
-    compile_options = CompileOptions(optimize=options or OptimizeOptions(), no_fallback=no_fallback)
+    compile_options = CompileOptions(
+        optimize=options or OptimizeOptions(),
+        no_fallback=no_fallback,
+        tune=tune,
+        tune_threads=tune_threads,
+    )
     return compile_model(model, Path(out_dir), compile_options, progress)
 
 

@@ -6,8 +6,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -171,6 +175,86 @@ int32_t resolve_python_kernel(const char* entry, void*, odc_kernel_fn* out, char
   }
 }
 
+// Calls builtin kernel `name` on the given arrays `iterations` times (after one untimed warm-up
+// call) and returns the seconds of each call. Inputs may be None (an omitted optional input).
+// Used by compile-time tactic selection (optimizer/lower/tactics.py); outputs are written in
+// place, so the caller can compare candidates' results. A failing kernel raises its message.
+std::vector<double> time_builtin(const std::string& name, const std::vector<py::object>& inputs,
+                                 const std::vector<py::array>& outputs,
+                                 const std::vector<int64_t>& iparams,
+                                 const std::vector<double>& fparams, int64_t workspace_bytes,
+                                 int32_t num_threads, int32_t iterations) {
+  const odc_kernel_fn fn = odc::find_builtin(name);
+  if (fn == nullptr) throw RuntimeFailure("time_builtin: unknown builtin kernel '" + name + "'");
+  if (num_threads < 1) throw RuntimeFailure("time_builtin: num_threads must be >= 1");
+  if (iterations < 0) throw RuntimeFailure("time_builtin: iterations must be >= 0");
+  if (workspace_bytes < 0 || workspace_bytes > (int64_t(1) << 34)) {
+    throw RuntimeFailure("time_builtin: workspace_bytes out of range");
+  }
+  std::vector<py::array> present;
+  std::vector<bool> omitted;
+  for (const py::object& input : inputs) {
+    omitted.push_back(input.is_none());
+    if (!input.is_none()) present.push_back(py::array::ensure(input));
+    if (!input.is_none() && !present.back()) throw RuntimeFailure("time_builtin: an input is not an array");
+  }
+  std::vector<std::vector<int64_t>> shapes;
+  std::vector<odc_tensor> given = tensors(present, false, &shapes, "inputs");
+  std::vector<odc_tensor> in;
+  for (size_t i = 0, k = 0; i < omitted.size(); ++i) {
+    odc_tensor t{};
+    if (!omitted[i]) t = given[k++];
+    in.push_back(t);
+  }
+  std::vector<odc_tensor> out = tensors(outputs, true, &shapes, "outputs");
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i].data != nullptr && in[i].dtype == 0) throw RuntimeFailure("time_builtin: inputs[" + std::to_string(i) + "] has an unsupported dtype");
+  }
+  std::unique_ptr<void, void (*)(void*)> workspace(
+      workspace_bytes > 0 ? std::aligned_alloc(64, size_t((workspace_bytes + 63) / 64 * 64)) : nullptr,
+      std::free);
+  if (workspace_bytes > 0 && workspace == nullptr) throw RuntimeFailure("time_builtin: out of memory");
+  odc_kernel_args args{};
+  args.inputs = in.data();
+  args.num_inputs = int32_t(in.size());
+  args.outputs = out.data();
+  args.num_outputs = int32_t(out.size());
+  args.iparams = iparams.data();
+  args.num_iparams = int32_t(iparams.size());
+  args.fparams = fparams.data();
+  args.num_fparams = int32_t(fparams.size());
+  args.workspace = workspace.get();
+  args.workspace_size = workspace_bytes;
+  args.stream = nullptr;
+  args.num_threads = num_threads;
+  std::vector<double> seconds;
+  std::string error;
+  {
+    py::gil_scoped_release release;
+    char message[1024];
+    for (int32_t i = -1; i < iterations && error.empty(); ++i) {
+      message[0] = '\0';
+      const auto start = std::chrono::steady_clock::now();
+      int32_t status;
+      try {
+        status = fn(&args, message, int64_t(sizeof(message)));
+      } catch (...) {
+        status = -1;
+        std::strcpy(message, "threw a C++ exception");
+      }
+      const auto stop = std::chrono::steady_clock::now();
+      if (status != 0) {
+        message[sizeof(message) - 1] = '\0';
+        error = "kernel " + name + " failed: " + (message[0] ? message : "(no message)");
+      } else if (i >= 0) {
+        seconds.push_back(std::chrono::duration<double>(stop - start).count());
+      }
+    }
+  }
+  if (!error.empty()) throw RuntimeFailure(error);
+  return seconds;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_runtime, m) {
@@ -197,6 +281,13 @@ PYBIND11_MODULE(_runtime, m) {
   m.attr("ABI_VERSION") = ODC_ABI_VERSION;
   m.def("builtin_kernels", &odc::builtin_names, "Names of the kernels compiled into the runtime.");
   m.def("builtin_registration_errors", &odc::builtin_registration_errors);
+  m.def("builtin_isa", &odc::builtin_isa,
+        "ISA the builtin native kernels dispatch to (avx512, avx2, scalar; none without them).");
+  m.def("time_builtin", &time_builtin, py::arg("name"), py::arg("inputs"), py::arg("outputs"),
+        py::arg("iparams"), py::arg("fparams"), py::arg("workspace_bytes") = 0,
+        py::arg("num_threads") = 1, py::arg("iterations") = 1,
+        "Calls builtin kernel `name` (one warm-up call, then `iterations` timed calls) and "
+        "returns the seconds of each timed call; outputs are written in place.");
 
   py::class_<Module>(m, "Module")
       .def(py::init<const std::string&, bool>(), py::arg("path"), py::arg("verify_checksums") = true)

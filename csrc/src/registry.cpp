@@ -86,6 +86,14 @@ std::vector<std::string> builtin_registration_errors() {
   return r.errors;
 }
 
+const char* builtin_isa() noexcept {
+#if defined(ODC_HAVE_NATIVE_KERNELS)
+  return odc_native_isa();
+#else
+  return "none";
+#endif
+}
+
 int32_t kernel_error(char* error, int64_t error_size, const char* format, ...) noexcept {
   if (error != nullptr && error_size > 0) {
     va_list args;

@@ -23,8 +23,9 @@ from optimizer.ir import Model
 from optimizer.lower.bind import Bound, bind_group, prepack_weights
 from optimizer.lower.memory import plan_memory
 from optimizer.lower.partition import partition
-from optimizer.lower.schedule import schedule
+from optimizer.lower.schedule import Schedule, schedule
 from optimizer.lower.static_shapes import _unpinned_input_message, require_static_shapes
+from optimizer.lower.tactics import TacticRecord, TimingCache, Tuner, default_threads
 from optimizer.lower.verify_plan import assert_plan_valid
 from optimizer.module.writer import write_module
 from optimizer.optimize import OptimizeOptions, OptimizeReport, optimize_model
@@ -40,11 +41,20 @@ class CompileOptions:
         optimize: The graph optimizer's settings (level, ``input_shapes``, check...).
         no_fallback: Refuse the reference fallback (``UnsupportedOpError`` instead).
         target: The target recorded in the manifest (``cpu``).
+        tune: Time the qualifying native candidates of each group and keep the fastest
+            (``optimizer.lower.tactics``); without it a cached winner is used, else the
+            rule-based kernel.
+        tune_threads: Threads candidates are timed with (None: ``$ODC_TUNE_THREADS`` or the
+            CPU count, the runtime's default).
+        tactic_cache: Use the timing cache (``$ODC_CACHE_DIR/tactics.json``).
     """
 
     optimize: OptimizeOptions = field(default_factory=lambda: OptimizeOptions(check=False))
     no_fallback: bool = False
     target: str = "cpu"
+    tune: bool = False
+    tune_threads: int | None = None
+    tactic_cache: bool = True
 
 
 @dataclass
@@ -69,6 +79,7 @@ class CompileReport:
     fallbacks: list[dict[str, str]]
     optimize: OptimizeReport | None
     seconds: float
+    tactics: list[TacticRecord] = field(default_factory=list)
 
     @property
     def fallback_ops(self) -> list[str]:
@@ -87,6 +98,7 @@ class CompileReport:
             "kernels": self.kernel_counts(),
             "fallbacks": self.fallbacks,
             "seconds": round(self.seconds, 3),
+            "tactics": [vars(t) for t in self.tactics],
         }
 
     def format(self) -> str:
@@ -99,6 +111,12 @@ class CompileReport:
         ]
         if self.fallbacks:
             lines.append("  reference fallback: " + ", ".join(self.fallback_ops))
+        shown = [t for t in self.tactics if t.source != "default" or t.seconds]
+        if shown:
+            tuned = Counter(t.winner for t in shown)
+            lines.append(f"  tactics ({len(shown)} steps): "
+                         + ", ".join(f"{k} x{n}" for k, n in tuned.most_common()))  # fmt: skip
+            lines.extend(f"    {t.format()}" for t in shown)
         lines.append(f"  time: {self.seconds:.2f} s")
         return "\n".join(lines)
 
@@ -139,7 +157,21 @@ def compile_model(
         bind_group(optimized.graph, group, opset, allow_fallback=not options.no_fallback)
         for group in sched.steps
     ]
-    plan = plan_memory(sched)
+    tuner = Tuner(
+        tune=options.tune,
+        threads=options.tune_threads or default_threads(),
+        cache=TimingCache() if options.tactic_cache else None,
+    )
+    bounds = [tuner.select(optimized.graph, group, bound, step)
+              for step, (group, bound) in enumerate(zip(sched.steps, bounds))]  # fmt: skip
+    if tuner.cache is not None:
+        try:
+            tuner.cache.save()
+        except OSError as err:
+            log.warning("tactic cache %s not written: %s", tuner.cache.path, err)
+    steps, bounds, views = tuner.splice(sched.steps, bounds)
+    sched = Schedule(optimized, steps)
+    plan = plan_memory(sched, views=views)
     assert_plan_valid(plan)
     out = write_module(optimized, plan, [b.binding for b in bounds], out_dir, [options.target])
 
@@ -165,6 +197,7 @@ def compile_model(
         fallbacks=fallbacks,
         optimize=opt_report,
         seconds=time.perf_counter() - start,
+        tactics=tuner.records,
     )
     log.info("%s", report.format())
     return report

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,11 +69,16 @@ class Placement:
 
 @dataclass(frozen=True)
 class InPlace:
-    """Step ``step`` writes ``output`` over ``input``, which dies there."""
+    """Step ``step`` writes ``output`` over ``input``, which dies there.
+
+    With ``view``, the step is a view (Reshape: the ``copy`` kernel is a no-op on one buffer)
+    and ``input`` may stay live: both name the same unchanged bytes.
+    """
 
     step: int
     output: str
     input: str
+    view: bool = False
 
 
 @dataclass
@@ -148,6 +153,7 @@ def plan_memory(
     alignment: int = ALIGNMENT,
     strategy: str = "best_fit",
     inplace: bool = True,
+    views: Collection[str] = (),
 ) -> MemoryPlan:
     """Assigns every intermediate value an arena offset.
 
@@ -156,6 +162,9 @@ def plan_memory(
         alignment: Offset alignment in bytes (a power of two).
         strategy: ``best_fit`` (smallest fitting gap) or ``first_fit`` (lowest fitting gap).
         inplace: Let elementwise and view steps write over an input dying there.
+        views: Outputs of view steps that share their input's block even while the input
+            stays live (tactics' reshaped operands, read only by the step right after its
+            view steps, so no in-place write can reach the block while they live).
 
     Returns:
         The plan; ``verify_plan.assert_plan_valid`` checks it independently.
@@ -167,7 +176,7 @@ def plan_memory(
     live = intermediate_values(schedule)
     nbytes = {name: value_nbytes(v) for name, (v, _, _) in live.items()}
     buffer_of = {name: name for name in live}
-    reuses = _inplace_reuses(schedule, live, nbytes) if inplace else []
+    reuses = _inplace_reuses(schedule, live, nbytes, set(views)) if inplace else []
     for reuse in reuses:
         buffer_of[reuse.output] = buffer_of[reuse.input]
 
@@ -264,7 +273,10 @@ def inplace_eligible(group: FusionGroup) -> str | None:
 
 
 def _inplace_reuses(
-    schedule: Schedule, live: dict[str, tuple[Value, int, int]], nbytes: dict[str, int]
+    schedule: Schedule,
+    live: dict[str, tuple[Value, int, int]],
+    nbytes: dict[str, int],
+    views: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> list[InPlace]:
     reuses = []
     for step, group in enumerate(schedule.steps):
@@ -275,7 +287,12 @@ def _inplace_reuses(
         out = written[0]
         for value in group.values_read():
             entry = live.get(value.name)
-            if entry is None or entry[2] != step or nbytes[value.name] != nbytes[out.name]:
+            if entry is None or nbytes[value.name] != nbytes[out.name]:
+                continue
+            if entry[2] != step:
+                if how == "view" and out.name in views:
+                    reuses.append(InPlace(step, out.name, value.name, view=True))
+                    break
                 continue
             if how == "elementwise" and ir.static_shape(value) != ir.static_shape(out):
                 continue

@@ -3,7 +3,9 @@
 Liveness is re-derived from the schedule's steps; then every pair of values live at the same
 step must occupy disjoint bytes, unless the plan declares an in-place write that is legal:
 the input dies at the step that writes the output, both have the same size and block, and
-the step's kernel works element by element (or is a pure view of its input).
+the step's kernel works element by element (or is a pure view of its input). A view step
+may also alias an input that stays live (``InPlace.view``): both then name the same bytes,
+and every other pair sharing them is still checked.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ def _legal_inplace(
     plan: MemoryPlan, spans: dict[str, list[int]], problems: list[str]
 ) -> set[tuple[str, str]]:
     legal = set()
+    views_of: dict[str, list[str]] = {}
     steps = plan.schedule.steps
     for reuse in plan.inplace:
         where = f"in-place step {reuse.step} ('{reuse.input}' -> '{reuse.output}')"
@@ -112,7 +115,7 @@ def _legal_inplace(
         view = len(group.nodes) == 1 and group.nodes[0].op in ops.VIEW_OPS
         if src is None or dst is None or pi is None or po is None:
             problems.append(f"{where}: the step does not read / write these arena values")
-        elif spans.get(reuse.input, [0, -1])[1] != reuse.step:
+        elif spans.get(reuse.input, [0, -1])[1] != reuse.step and not (reuse.view and view):
             problems.append(f"{where}: the input is still read after the step")
         elif len(writes) != 1 or not (elementwise or view):
             problems.append(f"{where}: the step's kernel cannot run in place")
@@ -122,4 +125,9 @@ def _legal_inplace(
             problems.append(f"{where}: elementwise in place needs equal shapes")
         else:
             legal.add((reuse.input, reuse.output))
+            if view:
+                views_of.setdefault(reuse.input, []).append(reuse.output)
+    # Views of one value hold its bytes unchanged: they may share them with each other.
+    for views in views_of.values():
+        legal.update((a, b) for a in views for b in views if a != b)
     return legal

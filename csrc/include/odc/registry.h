@@ -38,6 +38,10 @@ std::vector<std::string> builtin_names();
 // One line per rejected registration (duplicate name, null function).
 std::vector<std::string> builtin_registration_errors();
 
+// The instruction set the native builtin kernels dispatch to ("avx512", "avx2", "scalar"), or
+// "none" when the runtime was built without them.
+const char* builtin_isa() noexcept;
+
 // Writes a printf-style one-line message into a kernel's error buffer and returns 1, so a
 // kernel can `return odc::kernel_error(error, error_size, "bad rank %d", n);`.
 int32_t kernel_error(char* error, int64_t error_size, const char* format, ...) noexcept
