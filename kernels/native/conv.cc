@@ -66,48 +66,44 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
                   (long long)s.Cg, (long long)Hp, (long long)Wpad);
   const bool padded = p.pt || p.pl || p.pb || p.pr;
   const int T = threads_for(s.N * s.Co * s.P * s.Kg, int64_t(1) << 16, nthreads);
-  const float* xs = X;
-  if (padded || deint) {
-    float* xp = thread_scratch(5, s.N * s.C * plane);
-    const int64_t planes = s.N * s.C;
-    const int TP = threads_for(planes * plane, int64_t(1) << 15, T);
-    if (!parallel_run(TP, [&](int tid) {
-          int64_t b, en;
-          split_range(planes, TP, tid, &b, &en);
-          for (int64_t q = b; q < en; ++q) {
-            float* d = xp + q * plane;
-            const float* x = X + q * s.H * s.W;
-            if (deint) {
-              // column c = 2j (+1 for odd) of the padded row reads x[c - pl] when inside
-              const int64_t e0 = (p.pl + 1) / 2, e1 = std::min(W2, (s.W - 1 + p.pl) / 2 + 1);
-              const int64_t o0 = p.pl / 2;
-              const int64_t o1 = s.W - 2 + p.pl < 0 ? 0 : std::min(W2, (s.W - 2 + p.pl) / 2 + 1);
-              for (int64_t y = 0; y < Hp; ++y) {
-                float* ev = d + y * W2;
-                float* od = d + half + y * W2;
-                const int64_t iy = y - p.pt;
-                std::memset(ev, 0, W2 * 4);
-                std::memset(od, 0, W2 * 4);
-                if (iy < 0 || iy >= s.H) continue;
-                const float* xe = x + iy * s.W - p.pl;  // xe[c] = x[iy][c - pl]
-                for (int64_t j = e0; j < e1; ++j) ev[j] = xe[2 * j];
-                for (int64_t j = o0; j < o1; ++j) od[j] = xe[2 * j + 1];
-              }
-              continue;
-            }
-            std::memset(d, 0, p.pt * Wpad * 4);
-            for (int64_t y = 0; y < s.H; ++y) {
-              float* row = d + (p.pt + y) * Wpad;
-              std::memset(row, 0, p.pl * 4);
-              std::memcpy(row + p.pl, x + y * s.W, s.W * 4);
-              std::memset(row + p.pl + s.W, 0, p.pr * 4);
-            }
-            std::memset(d + (p.pt + s.H) * Wpad, 0, p.pb * Wpad * 4);
-          }
-        }))
-      return e.fail("internal error in worker");
-    xs = xp;
-  }
+  // The zero-padded (and, for stride 2, column-deinterleaved) input is built by each task for
+  // the rows it reads, in a per-thread buffer of the full layout (so koff / poff stay global):
+  // the copy is spread over the threads and stays in the cache of the core that reads it.
+  const bool copy_input = padded || deint;
+  const int64_t e0 = (p.pl + 1) / 2, e1 = std::min(W2, (s.W - 1 + p.pl) / 2 + 1);
+  const int64_t o0 = p.pl / 2;
+  const int64_t o1 = s.W - 2 + p.pl < 0 ? 0 : std::min(W2, (s.W - 2 + p.pl) / 2 + 1);
+  // padded rows [y0, y1) of channels [c0, c1) of image n into xp
+  auto pad_rows = [&](float* xp, int64_t n, int64_t c0, int64_t c1, int64_t y0, int64_t y1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      float* d = xp + (n * s.C + c) * plane;
+      for (int64_t y = y0; y < y1; ++y) {
+        const int64_t iy = y - p.pt;
+        const bool inside = iy >= 0 && iy < s.H;
+        const float* x = X + ((n * s.C + c) * s.H + iy) * s.W;  // valid when inside
+        if (deint) {
+          // column 2j (+1 for odd) of the padded row reads x[2j (+1) - pl] when inside
+          float* ev = d + y * W2;
+          float* od = d + half + y * W2;
+          std::memset(ev, 0, W2 * 4);
+          std::memset(od, 0, W2 * 4);
+          if (!inside) continue;
+          const float* xe = x - p.pl;
+          for (int64_t j = e0; j < e1; ++j) ev[j] = xe[2 * j];
+          for (int64_t j = o0; j < o1; ++j) od[j] = xe[2 * j + 1];
+          continue;
+        }
+        float* row = d + y * Wpad;
+        if (!inside) {
+          std::memset(row, 0, Wpad * 4);
+          continue;
+        }
+        std::memset(row, 0, p.pl * 4);
+        std::memcpy(row + p.pl, x, s.W * 4);
+        std::memset(row + p.pl + s.W, 0, p.pr * 4);
+      }
+    }
+  };
   // Rows of >= 8 outputs reading consecutive elements (stride 1, or 2 deinterleaved):
   // micro-kernel panels lie inside output rows, so A rows are read in place (ukr_ind).
   // Otherwise panels are gathered (pack_gather), and the images of the batch share the pixel
@@ -127,15 +123,24 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
       for (int64_t ox = 0; ox < s.OW; ++ox)
         poff[q++] = (int32_t)(n * s.C * plane + oy * p.sh * W2 + ox * colstep);
   // pixel blocks of ~128: whole output rows (rows mode) or a multiple of MR, balanced
+  // With T threads, aim for at least 2T blocks (when the image allows) so that small maps still
+  // spread over the threads; the channel split below covers what is left.
+  const int64_t images = (fold ? 1 : s.N) * s.G;
+  // Few pixels and many channels (deep, small maps): the weights are most of the traffic, so
+  // the threads split the channels (each reads its share of the weights) rather than the pixels.
+  const bool weights_bound = s.Mg >= NP && s.Mg > 16;
+  const int64_t want_blocks = T > 1 && !weights_bound ? (2 * T + images - 1) / images : 1;
   int64_t PB, npb;
   if (rows_mode) {
-    const int64_t rows = std::max<int64_t>(1, 128 / s.OW);
+    int64_t rows = std::max<int64_t>(1, 128 / s.OW);
+    rows = std::max<int64_t>(1, std::min(rows, s.OH / want_blocks));
     PB = rows * s.OW;
     npb = (s.OH + rows - 1) / rows;
   } else {
     const int64_t target = std::max<int64_t>(MR, (128 / MR) * MR);
-    npb = (NP + target - 1) / target;
+    npb = std::max((NP + target - 1) / target, std::min(want_blocks, NP / MR));
     PB = ((NP + npb - 1) / npb + MR - 1) / MR * MR;
+    npb = (NP + PB - 1) / PB;
   }
   const int64_t npr = (s.OW + MR - 1) / MR, hpr = (s.OW + npr - 1) / npr;  // panels per row
   const int64_t jobs = (fold ? 1 : s.N) * s.G * npb;
@@ -151,11 +156,13 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
   ncc = (s.Mg + CW - 1) / CW;
   const int64_t tasks = jobs * ncc;
   const bool has_epilogue = B || R || p.act != ACT_NONE;
-  std::atomic<int64_t> next{0};
-  const bool ok = parallel_run(T, [&](int) {
-    for (;;) {
-      const int64_t t = next.fetch_add(1, std::memory_order_relaxed);
-      if (t >= tasks) break;
+  // Static, contiguous split of the tasks (image-major, then rows): consecutive layers keep
+  // each image region on the same core (its input rows were written there).
+  const bool ok = parallel_run(T, [&](int tid) {
+    int64_t tb, te;
+    split_range(tasks, T, tid, &tb, &te);
+    int64_t last_n0 = -1, last_n1 = -1, last_g = -1, last_y0 = -1, last_y1 = -1;  // rows padded
+    for (int64_t t = tb; t < te; ++t) {
       const int64_t cc = t % ncc, job = t / ncc;
       const int64_t pbi = job % npb, ng = job / npb, g = ng % s.G, n = ng / s.G;
       const int64_t p0 = pbi * PB, pb = std::min(PB, NP - p0);
@@ -163,6 +170,22 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
       if (pb <= 0 || j0 >= j1) continue;
       const int64_t ldct = (j1 - j0 + NR - 1) / NR * NR, pbr = (pb + MR - 1) / MR * MR;
       float* Ct = thread_scratch(2, pbr * ldct);
+      const float* xs = X;
+      if (copy_input) {
+        // the rows this block reads (gathered panels: every row of the images it touches)
+        int64_t n0 = n, n1 = n + 1, y0 = 0, y1 = Hp;
+        if (fold) n0 = p0 / s.P, n1 = (p0 + pb - 1) / s.P + 1;
+        if (rows_mode) {
+          y0 = (p0 / s.OW) * p.sh;
+          y1 = std::min(Hp, ((p0 + pb - 1) / s.OW) * p.sh + (s.KH - 1) * p.dh + 1);
+        }
+        float* xp = thread_scratch(5, s.N * s.C * plane);
+        if (n0 != last_n0 || n1 != last_n1 || g != last_g || y0 != last_y0 || y1 != last_y1) {
+          for (int64_t ni = n0; ni < n1; ++ni) pad_rows(xp, ni, g * s.Cg, (g + 1) * s.Cg, y0, y1);
+          last_n0 = n0, last_n1 = n1, last_g = g, last_y0 = y0, last_y1 = y1;
+        }
+        xs = xp;
+      }
       const float* xg = xs + (n * s.C + g * s.Cg) * plane;
       if (crows) {
         const int64_t rows = pb / s.OW, P = s.P;
