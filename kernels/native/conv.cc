@@ -54,6 +54,54 @@ int conv_packed(const ConvShape& s, const ConvParams& p, const float* X, const f
   const RowOps& o = ops();
   const int MR = o.mr, NR = o.nr;
   const int64_t KC = o.kc, lda = (MR + 7) / 8 * 8;
+  // Pointwise (1x1, stride 1, no padding) over a large map: X[n] is already the [C, P] B operand
+  // of Y[n] = W[Co, C] X[n]. Output channels are the micro-kernel's rows, read straight from
+  // the packed weights (rows of a 32-channel panel: lda 32), pixels its columns, packed once
+  // per block and reused by every channel tile; Y is written in place (no transpose).
+  const bool pointwise = s.KH == 1 && s.KW == 1 && p.sh == 1 && p.sw == 1 && !p.pt && !p.pl &&
+                         !p.pb && !p.pr;
+  if (pointwise && s.P >= 64) {
+    const int64_t NB = 256;  // pixels per block: B block kc x 256 (256 KiB at most, L2)
+    const int64_t npbk = (s.P + NB - 1) / NB, ptasks = s.N * s.G * npbk;
+    const int TT = threads_for(s.N * s.Co * s.P * s.Kg, int64_t(1) << 16, nthreads);
+    const int64_t tiles_per_panel = (std::min<int64_t>(kPanel, s.Mg) + MR - 1) / MR;
+    const bool has_epi = B || R || p.act != ACT_NONE;
+    const bool ok = parallel_run(TT, [&](int tid) {
+      int64_t tb, te;
+      split_range(ptasks, TT, tid, &tb, &te);
+      float* Bp = thread_scratch(1, std::min(KC, s.Kg) * ((NB + NR - 1) / NR * NR));
+      for (int64_t t = tb; t < te; ++t) {
+        const int64_t pbi = t % npbk, ng = t / npbk, g = ng % s.G, n = ng / s.G;
+        const int64_t j0 = pbi * NB, nb = std::min(NB, s.P - j0);
+        const BMatrix xb(X + (n * s.C + g * s.Cg) * s.P, s.P, false);
+        float* yg = Y + (n * s.Co + g * s.Mg) * s.P;
+        for (int64_t k0 = 0; k0 < s.Kg; k0 += KC) {
+          const int64_t kc = std::min(KC, s.Kg - k0);
+          xb.pack(k0, kc, j0, nb, NR, Bp);
+          for (int64_t q = 0; q < s.NQ; ++q) {
+            const int64_t pc = std::min<int64_t>(kPanel, s.Mg - q * kPanel);
+            const int64_t th = (pc + tiles_per_panel - 1) / tiles_per_panel;  // balanced tiles
+            const float* wq = Wp + ((g * s.NQ + q) * s.Kg + k0) * kPanel;
+            for (int64_t i0 = 0; i0 < pc; i0 += th) {
+              const int mm = (int)std::min<int64_t>(th, pc - i0);
+              float* yc = yg + (q * kPanel + i0) * s.P + j0;
+              for (int64_t jp = 0; jp < nb; jp += NR)
+                o.ukr_mn(kc, wq + i0, kPanel, Bp + (jp / NR) * kc * NR, NR, yc + jp, s.P, k0 > 0,
+                         mm, (int)std::min<int64_t>(NR, nb - jp));
+            }
+          }
+        }
+        if (has_epi)
+          for (int64_t j = 0; j < s.Mg; ++j) {
+            const int64_t oc = g * s.Mg + j;
+            o.epilogue(Y + (n * s.Co + oc) * s.P + j0, nb, 1.f, B ? B + oc : nullptr, 0, 1.f,
+                       R ? R + (n * s.Co + oc) * s.P + j0 : nullptr, (int)p.act, p.act_a,
+                       p.act_b, (int)p.rafter);
+          }
+      }
+    });
+    return ok ? 0 : e.fail("out of memory (packing buffers)");
+  }
   // Implicit im2col: A(k, pixel) = Xp[koff[k] + poff[pixel]] over the zero-padded input Xp.
   // Horizontal stride 2 (dilation 1): Xp is stored column-deinterleaved, even columns then odd
   // ones (rows of W2 = ceil(Wpad / 2)), so the outputs of a row read consecutive elements again.
