@@ -301,7 +301,8 @@ def render_markdown(result: Mapping[str, Any]) -> str:
     lines.append(
         f"Settings: {THREADS} threads each (module.set_num_threads({THREADS}); onnxruntime "
         "intra_op 2 / inter_op 1, ORT_ENABLE_ALL, original model); interleaved, "
-        f"{s['rounds']} rounds; tolerance {ATOL} abs + {RTOL} rel."
+        f"{s['rounds']} rounds, a 50 ms pause before each batch (idle thread pools stop "
+        f"spinning); tolerance {ATOL} abs + {RTOL} rel."
     )
     lines.append("")
     lines.append("### Latency")

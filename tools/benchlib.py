@@ -163,6 +163,7 @@ def measure_latency(
     warmup_seconds: float = 0.3,
     seed: int = 0,
     reference: str | None = None,
+    settle_seconds: float = 0.05,
 ) -> dict[str, dict[str, Any]]:
     """Interleaved timing: per round, every session in a shuffled order runs a batch of K.
 
@@ -170,6 +171,12 @@ def measure_latency(
     session) takes about ``batch_seconds``. Returns per contender: median / q1 / q3 / min
     milliseconds per run, the per-round samples, K, and (when ``reference`` is timed) the
     median ratio to it plus the median of the per-round paired ratios.
+
+    Before each batch the process sleeps ``settle_seconds``: thread pools keep spinning after a
+    run (onnxruntime's intra-op workers for tens of milliseconds by default), and a contender
+    timed while another's spinners hold a core loses that core. Measured on a 2-core slice:
+    a compiled module run right after an onnxruntime batch took 1.5-1.9x its time alone; after
+    a 50 ms pause, its time alone.
     """
     names = list(sessions)
     reference = reference if reference in sessions else names[0]
@@ -190,6 +197,8 @@ def measure_latency(
         rng.shuffle(order)
         for name in order:
             run = sessions[name].run
+            if settle_seconds > 0:
+                time.sleep(settle_seconds)
             t0 = time.perf_counter()
             for _ in range(k):
                 run(None, feeds)

@@ -180,7 +180,9 @@ def test_verdicts(result: dict[str, Any]) -> None:
 def test_measure_latency_interleaves() -> None:
     # 10x apart and 5 rounds: medians stay ordered on a loaded machine
     sessions = {"a": _FakeSession(1e-4), "b": _FakeSession(1e-3)}
-    stats = benchlib.measure_latency(sessions, {}, rounds=5, batch_seconds=0.004, warmup_seconds=0)
+    stats = benchlib.measure_latency(
+        sessions, {}, rounds=5, batch_seconds=0.004, warmup_seconds=0, settle_seconds=0.001
+    )
     assert stats["a"]["runs_per_batch"] == stats["b"]["runs_per_batch"] >= 1
     assert stats["b"]["median_ms"] > stats["a"]["median_ms"] > 0
     assert stats["b"]["ratio"] > 1.5 and not stats["b"]["within_noise"]
