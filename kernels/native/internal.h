@@ -82,8 +82,6 @@ struct RowOps {
   // one depthwise output plane (no bias): x [H,W], w [KH,KW] -> y [OH,OW]
   void (*dw_plane)(const float* x, int64_t H, int64_t W, const float* w, int KH, int KW, int sh,
                    int sw, int pt, int pl, int dh, int dw, float* y, int64_t OH, int64_t OW);
-  // GEMM micro-kernel: C[MR x NR] (+)= Apanel[kc x MR]^T * Bpanel[kc x NR]
-  void (*ukr)(int64_t kc, const float* A, const float* B, float* C, int64_t ldc, int accumulate);
   // Edge / strided micro-kernel: C[m x n] (+)= A[kc x m] * B[kc x n], 1 <= m <= mr, 1 <= n <= nr.
   // A rows are `lda` floats apart (a packed panel: lda = mr), B rows `ldb` floats apart, and every
   // B row has nr readable floats (zero beyond n). Only the m x n block of C is read / written.

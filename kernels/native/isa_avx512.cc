@@ -3,7 +3,9 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <array>
 #include <cstdint>
+#include <utility>
 
 #include "internal.h"
 
@@ -51,220 +53,24 @@ static void pool_rows(const float* __restrict x, int64_t x_rs, int64_t stride, f
 
 constexpr int MR = 14, NR = 32;
 
-template <int ACC>
-static inline void ukr_t(int64_t kc, const float* __restrict A, const float* __restrict B,
-                         float* __restrict C, int64_t ldc) {
-#define ODC_DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
-  ODC_DECL(0) ODC_DECL(1) ODC_DECL(2) ODC_DECL(3) ODC_DECL(4) ODC_DECL(5) ODC_DECL(6)
-  ODC_DECL(7) ODC_DECL(8) ODC_DECL(9) ODC_DECL(10) ODC_DECL(11) ODC_DECL(12) ODC_DECL(13)
-#undef ODC_DECL
-  for (int i = 0; i < MR; ++i) {
-    _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T0);
-    _mm_prefetch((const char*)(C + i * ldc + 16), _MM_HINT_T0);
+struct V {
+  using T = __m512;
+  static constexpr int W = 16;
+  static T zero() { return _mm512_setzero_ps(); }
+  static T load(const float* p) { return _mm512_loadu_ps(p); }
+  static T load_tail(const float* p, int n) {
+    return _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), p);
   }
-#pragma GCC unroll 4
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(B), b1 = _mm512_loadu_ps(B + 16);
-    _mm_prefetch((const char*)(A + 8 * MR), _MM_HINT_T0);
-    __m512 a;
-#define ODC_ROW(i)                          \
-  a = _mm512_set1_ps(A[i]);                 \
-  c##i##0 = _mm512_fmadd_ps(a, b0, c##i##0); \
-  c##i##1 = _mm512_fmadd_ps(a, b1, c##i##1);
-    ODC_ROW(0) ODC_ROW(1) ODC_ROW(2) ODC_ROW(3) ODC_ROW(4) ODC_ROW(5) ODC_ROW(6)
-    ODC_ROW(7) ODC_ROW(8) ODC_ROW(9) ODC_ROW(10) ODC_ROW(11) ODC_ROW(12) ODC_ROW(13)
-#undef ODC_ROW
-    A += MR;
-    B += NR;
+  static T bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static T fma(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+  // stores the first n lanes (accumulate: adds the current contents)
+  static void store(float* p, T r, int n, int acc) {
+    const __mmask16 k = (__mmask16)(n >= 16 ? 0xFFFFu : (1u << n) - 1u);
+    if (acc) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(k, p));
+    _mm512_mask_storeu_ps(p, k, r);
   }
-#define ODC_STORE(i)                                                                      \
-  if (ACC) {                                                                              \
-    c##i##0 = _mm512_add_ps(c##i##0, _mm512_loadu_ps(C + i * ldc));                       \
-    c##i##1 = _mm512_add_ps(c##i##1, _mm512_loadu_ps(C + i * ldc + 16));                  \
-  }                                                                                       \
-  _mm512_storeu_ps(C + i * ldc, c##i##0);                                                 \
-  _mm512_storeu_ps(C + i * ldc + 16, c##i##1);
-  ODC_STORE(0) ODC_STORE(1) ODC_STORE(2) ODC_STORE(3) ODC_STORE(4) ODC_STORE(5) ODC_STORE(6)
-  ODC_STORE(7) ODC_STORE(8) ODC_STORE(9) ODC_STORE(10) ODC_STORE(11) ODC_STORE(12)
-  ODC_STORE(13)
-#undef ODC_STORE
-}
-
-static void ukr(int64_t kc, const float* A, const float* B, float* C, int64_t ldc,
-                int accumulate) {
-  if (accumulate)
-    ukr_t<1>(kc, A, B, C, ldc);
-  else
-    ukr_t<0>(kc, A, B, C, ldc);
-}
-// M rows x NV 16-float vectors; the last vector's lanes >= `tail` are masked (tail in 1..16).
-template <int M, int NV, int ACC>
-static void ukr_g(int64_t kc, const float* __restrict A, int64_t lda, const float* __restrict B,
-                  int64_t ldb, float* __restrict C, int64_t ldc, int tail) {
-  __m512 c[M][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < M; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) c[i][v] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k) {
-    __m512 b[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(B + 16 * v);
-#pragma GCC unroll 16
-    for (int i = 0; i < M; ++i) {
-      const __m512 a = _mm512_set1_ps(A[i]);
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) c[i][v] = _mm512_fmadd_ps(a, b[v], c[i][v]);
-    }
-    A += lda;
-    B += ldb;
-  }
-  const __mmask16 last = (__mmask16)((1u << tail) - 1u);
-#pragma GCC unroll 16
-  for (int i = 0; i < M; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) {
-      float* p = C + i * ldc + 16 * v;
-      const __mmask16 k = v == NV - 1 ? last : (__mmask16)0xFFFF;
-      __m512 r = c[i][v];
-      if (ACC) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(k, p));
-      _mm512_mask_storeu_ps(p, k, r);
-    }
-}
-
-template <int M, int NV, int ACC>
-static void ukr_gb(int64_t kc, const float* __restrict A, int64_t lda,
-                   const float* __restrict bbase, const int32_t* __restrict koff,
-                   float* __restrict C, int64_t ldc, int tail) {
-  const __mmask16 lastb = (__mmask16)((1u << tail) - 1u);
-  __m512 c[M][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < M; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) c[i][v] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k) {
-    const float* B = bbase + koff[k];
-    __m512 b[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v)
-      b[v] = v == NV - 1 ? _mm512_maskz_loadu_ps(lastb, B + 16 * v) : _mm512_loadu_ps(B + 16 * v);
-#pragma GCC unroll 16
-    for (int i = 0; i < M; ++i) {
-      const __m512 a = _mm512_set1_ps(A[i]);
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) c[i][v] = _mm512_fmadd_ps(a, b[v], c[i][v]);
-    }
-    A += lda;
-  }
-  const __mmask16 last = (__mmask16)((1u << tail) - 1u);
-#pragma GCC unroll 16
-  for (int i = 0; i < M; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) {
-      float* p = C + i * ldc + 16 * v;
-      const __mmask16 k = v == NV - 1 ? last : (__mmask16)0xFFFF;
-      __m512 r = c[i][v];
-      if (ACC) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(k, p));
-      _mm512_mask_storeu_ps(p, k, r);
-    }
-}
-
-template <int M, int NV, int ACC>
-static void ukr_gi(int64_t kc, const float* __restrict base, const int32_t* __restrict koff, const float* __restrict B,
-                  int64_t ldb, float* __restrict C, int64_t ldc, int tail) {
-  __m512 c[M][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < M; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) c[i][v] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k) {
-    const float* A = base + koff[k];
-    __m512 b[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(B + 16 * v);
-#pragma GCC unroll 16
-    for (int i = 0; i < M; ++i) {
-      const __m512 a = _mm512_set1_ps(A[i]);
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) c[i][v] = _mm512_fmadd_ps(a, b[v], c[i][v]);
-    }
-    B += ldb;
-  }
-  const __mmask16 last = (__mmask16)((1u << tail) - 1u);
-#pragma GCC unroll 16
-  for (int i = 0; i < M; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) {
-      float* p = C + i * ldc + 16 * v;
-      const __mmask16 k = v == NV - 1 ? last : (__mmask16)0xFFFF;
-      __m512 r = c[i][v];
-      if (ACC) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(k, p));
-      _mm512_mask_storeu_ps(p, k, r);
-    }
-}
-
-using UkrG = void (*)(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, int);
-template <int M>
-struct UkrRow {
-  static constexpr UkrG fns[4] = {ukr_g<M, 1, 0>, ukr_g<M, 1, 1>, ukr_g<M, 2, 0>, ukr_g<M, 2, 1>};
 };
-static const UkrG* const kUkrTable[MR] = {
-    UkrRow<1>::fns,  UkrRow<2>::fns,  UkrRow<3>::fns,  UkrRow<4>::fns,  UkrRow<5>::fns,
-    UkrRow<6>::fns,  UkrRow<7>::fns,  UkrRow<8>::fns,  UkrRow<9>::fns,  UkrRow<10>::fns,
-    UkrRow<11>::fns, UkrRow<12>::fns, UkrRow<13>::fns, UkrRow<14>::fns};
-
-using UkrGI = void (*)(int64_t, const float*, const int32_t*, const float*, int64_t, float*, int64_t,
-                      int);
-template <int M>
-struct UkrRowI {
-  static constexpr UkrGI fns[4] = {ukr_gi<M, 1, 0>, ukr_gi<M, 1, 1>, ukr_gi<M, 2, 0>, ukr_gi<M, 2, 1>};
-};
-static const UkrGI* const kUkrTableI[MR] = {
-    UkrRowI<1>::fns,  UkrRowI<2>::fns,  UkrRowI<3>::fns,  UkrRowI<4>::fns,  UkrRowI<5>::fns,
-    UkrRowI<6>::fns,  UkrRowI<7>::fns,  UkrRowI<8>::fns,  UkrRowI<9>::fns,  UkrRowI<10>::fns,
-    UkrRowI<11>::fns, UkrRowI<12>::fns, UkrRowI<13>::fns, UkrRowI<14>::fns};
-
-using UkrGB = void (*)(int64_t, const float*, int64_t, const float*, const int32_t*, float*, int64_t,
-                      int);
-template <int M>
-struct UkrRowB {
-  static constexpr UkrGB fns[4] = {ukr_gb<M, 1, 0>, ukr_gb<M, 1, 1>, ukr_gb<M, 2, 0>, ukr_gb<M, 2, 1>};
-};
-static const UkrGB* const kUkrTableB[MR] = {
-    UkrRowB<1>::fns,  UkrRowB<2>::fns,  UkrRowB<3>::fns,  UkrRowB<4>::fns,  UkrRowB<5>::fns,
-    UkrRowB<6>::fns,  UkrRowB<7>::fns,  UkrRowB<8>::fns,  UkrRowB<9>::fns,  UkrRowB<10>::fns,
-    UkrRowB<11>::fns, UkrRowB<12>::fns, UkrRowB<13>::fns, UkrRowB<14>::fns};
-
-using UkrGI = void (*)(int64_t, const float*, const int32_t*, const float*, int64_t, float*, int64_t,
-                      int);
-template <int M>
-struct UkrRowBI {
-  static constexpr UkrGI fns[4] = {ukr_gi<M, 1, 0>, ukr_gi<M, 1, 1>, ukr_gi<M, 2, 0>, ukr_gi<M, 2, 1>};
-};
-static const UkrGI* const kUkrTableBI[MR] = {
-    UkrRowBI<1>::fns,  UkrRowBI<2>::fns,  UkrRowBI<3>::fns,  UkrRowBI<4>::fns,  UkrRowBI<5>::fns,
-    UkrRowBI<6>::fns,  UkrRowBI<7>::fns,  UkrRowBI<8>::fns,  UkrRowBI<9>::fns,  UkrRowBI<10>::fns,
-    UkrRowBI<11>::fns, UkrRowBI<12>::fns, UkrRowBI<13>::fns, UkrRowBI<14>::fns};
-
-static void ukr_mn(int64_t kc, const float* A, int64_t lda, const float* B, int64_t ldb, float* C,
-                   int64_t ldc, int accumulate, int m, int n) {
-  const int nv = (n + 15) / 16;
-  kUkrTable[m - 1][(nv - 1) * 2 + (accumulate ? 1 : 0)](kc, A, lda, B, ldb, C, ldc,
-                                                        n - 16 * (nv - 1));
-}
-static void ukr_ind(int64_t kc, const float* base, const int32_t* koff, const float* B,
-                    int64_t ldb, float* C, int64_t ldc, int accumulate, int m, int n) {
-  const int nv = (n + 15) / 16;
-  kUkrTableI[m - 1][(nv - 1) * 2 + (accumulate ? 1 : 0)](kc, base, koff, B, ldb, C, ldc,
-                                                         n - 16 * (nv - 1));
-}
-
-static void ukr_indb(int64_t kc, const float* A, int64_t lda, const float* bbase,
-                     const int32_t* koff, float* C, int64_t ldc, int accumulate, int m, int n) {
-  const int nv = (n + 15) / 16;
-  kUkrTableB[m - 1][(nv - 1) * 2 + (accumulate ? 1 : 0)](kc, A, lda, bbase, koff, C, ldc,
-                                                         n - 16 * (nv - 1));
-}
+#include "ukr_tpl.inc"
 
 static void pack_gather(const float* src, const int32_t* koff, int64_t kc, const int32_t* poff,
                         int m, float* dst, int64_t lda) {
@@ -343,7 +149,7 @@ const RowOps kAvx512Ops = {
     "avx512",           isa_avx512::epilogue_row, isa_avx512::unary_row,
     isa_avx512::binary_row, isa_avx512::softmax_row, isa_avx512::layernorm_row,
     isa_avx512::dot_row,    isa_avx512::axpy_row,    isa_avx512::dw_plane,
-    isa_avx512::ukr,        isa_avx512::ukr_mn,      isa_avx512::pack_gather, isa_avx512::ukr_ind, isa_avx512::ukr_indb, isa_avx512::pool_rows,
+    isa_avx512::ukr_mn,      isa_avx512::pack_gather, isa_avx512::ukr_ind, isa_avx512::ukr_indb, isa_avx512::pool_rows,
     isa_avx512::MR,          isa_avx512::NR,
     256,                    168,                     2048,
     isa_avx512::dw_block};
