@@ -18,4 +18,4 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[test,zoo,bench]"
+python -m pip install -q -e ".[test,zoo,bench,cuda]"
