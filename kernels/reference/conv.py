@@ -76,6 +76,10 @@ def conv_transpose(inputs: list[Any], attrs: dict[str, Any], opset: int) -> list
         else:
             target = [in_sp[i] * strides[i] for i in range(nsp)]
         total = [full[i] - target[i] for i in range(nsp)]
+        # An output_shape larger than the full result: the spec's implicit output_padding
+        # (zeros appended at the end), as onnxruntime and onnx's reference do.
+        full = [full[i] - min(total[i], 0) for i in range(nsp)]
+        total = [max(t, 0) for t in total]
         if auto_pad == "SAME_UPPER":
             pads = [t // 2 for t in total] + [t - t // 2 for t in total]
         else:

@@ -138,11 +138,15 @@ def depth_to_space(inputs: list[Any], attrs: dict[str, Any], opset: int) -> list
 
 
 def space_to_depth(inputs: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
-    """SpaceToDepth (the inverse of DepthToSpace in DCR order)."""
+    """SpaceToDepth: the inverse of DepthToSpace in DCR (default) or CRD order (opset 25+)."""
     x = np.asarray(inputs[0])
     b = int(attrs["blocksize"])
     n, c, h, w = x.shape
-    y = x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4)
+    y = x.reshape(n, c, h // b, b, w // b, b)
+    if s_attr(attrs, "mode", "DCR") == "CRD":
+        y = y.transpose(0, 1, 3, 5, 2, 4)
+    else:
+        y = y.transpose(0, 3, 5, 1, 2, 4)
     return [y.reshape(n, c * b * b, h // b, w // b)]
 
 
@@ -159,4 +163,4 @@ register(
 )
 register(ref("Trilu", trilu, since=14))
 register(ref("DepthToSpace", depth_to_space, check=all_of(attr_in("mode", ("DCR", "CRD"), "DCR"))))
-register(ref("SpaceToDepth", space_to_depth))
+register(ref("SpaceToDepth", space_to_depth, check=attr_in("mode", ("DCR", "CRD"), "DCR")))
