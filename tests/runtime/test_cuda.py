@@ -1,0 +1,233 @@
+"""Modules that target cuda: what runs without a GPU (driver not found, cpu modules unaffected),
+and, marked ``gpu``, the device path on a real GPU (numerics, graph replay, device tensors)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from optimizer import runtime
+from optimizer.runtime import ModuleError
+from tests.runtime.cuda_modules import (
+    compile_cubin,
+    cuda_chain_module,
+    cuda_standard_module,
+    cuda_standard_reference,
+    have_cuda_driver,
+    weights_for,
+)
+from tests.runtime.module_builder import standard_feeds, standard_reference
+
+NO_DRIVER = "module targets cuda: NVIDIA driver not found"
+
+
+def _without_driver_env() -> dict[str, str]:
+    return {**os.environ, "ODC_CUDA_DRIVER": "/nonexistent/libcuda.so.1"}
+
+
+def test_driver_not_found_python(tmp_path):
+    directory = cuda_standard_module(tmp_path / "m")
+    code = (
+        "import sys\n"
+        "from optimizer import runtime\n"
+        "try:\n"
+        f"    runtime.load({str(directory)!r})\n"
+        "except runtime.ModuleError as err:\n"
+        "    print(err)\n"
+        "    sys.exit(3)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_without_driver_env(),
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.strip() == f"{NO_DRIVER} (/nonexistent/libcuda.so.1)"
+
+
+def test_driver_not_found_runner(tmp_path):
+    directory = cuda_standard_module(tmp_path / "m")
+    proc = subprocess.run(
+        [runtime.runner_path(), str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_without_driver_env(),
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == f"odc-run: {NO_DRIVER} (/nonexistent/libcuda.so.1)\n"
+
+
+@pytest.mark.skipif(have_cuda_driver(), reason="this machine has an NVIDIA driver")
+def test_no_driver_in_process(tmp_path):
+    with pytest.raises(ModuleError, match=r"^module targets cuda: NVIDIA driver not found \("):
+        runtime.load(cuda_standard_module(tmp_path / "m"))
+
+
+def test_cpu_module_unaffected(module_dir):
+    module = runtime.load(module_dir)
+    assert module.device == "cpu"
+    feeds = standard_feeds(5)
+    out = module.run(feeds)
+    for name, want in standard_reference(**feeds).items():
+        np.testing.assert_allclose(out[name], want, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ModuleError, match="device_outputs=True needs a module that targets cuda"):
+        module.run(feeds, device_outputs=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# On a GPU (pytest -m gpu): the standard cuda module with a real cubin (nvcc -cubin).
+
+
+@pytest.fixture(scope="module")
+def cubin(tmp_path_factory):
+    if not have_cuda_driver():
+        pytest.skip("no NVIDIA driver")
+    data = compile_cubin(tmp_path_factory.mktemp("cubin"))
+    if data is None:
+        pytest.skip("no nvcc to build the test cubin")
+    return data
+
+
+def _feeds(shape, seed):
+    rng = np.random.default_rng(seed)
+    return {
+        "x": rng.standard_normal(shape).astype(np.float32),
+        "z": rng.standard_normal(shape).astype(np.float32),
+    }
+
+
+SHAPE = (4, 300)  # 1200 elements: 10 blocks of 128 threads, the last one partial
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("graphs", [True, False], ids=["graph", "plain"])
+def test_gpu_run_matches_numpy(tmp_path, cubin, graphs):
+    module = runtime.load(cuda_standard_module(tmp_path / "m", cubin, SHAPE), cuda_graphs=graphs)
+    assert module.device == "cuda"
+    for seed in range(3):  # the first run captures the graph, the later ones replay it
+        feeds = _feeds(SHAPE, seed)
+        out = module.run(feeds)
+        want = cuda_standard_reference(**feeds)
+        for name in ("y", "s"):
+            np.testing.assert_allclose(out[name], want[name], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_gpu_profile(tmp_path, cubin):
+    module = runtime.load(cuda_standard_module(tmp_path / "m", cubin, SHAPE))
+    times = module.profile(_feeds(SHAPE, 1), iterations=3)
+    assert [t.node for t in times] == ["scale", "residual", "negate"]
+    assert all(0 < t.seconds < 0.1 for t in times)
+    feeds = _feeds(SHAPE, 2)  # a run after profiling still replays correctly
+    np.testing.assert_allclose(
+        module.run(feeds)["s"], cuda_standard_reference(**feeds)["s"], rtol=1e-6, atol=1e-6
+    )
+
+
+@pytest.mark.gpu
+def test_gpu_chain_of_50_steps(tmp_path, cubin):
+    module = runtime.load(cuda_chain_module(tmp_path / "m", cubin, steps=50))
+    x = np.random.default_rng(0).standard_normal(256).astype(np.float32)
+    for _ in range(2):
+        y = module.run({"x": x})["y"]
+        np.testing.assert_allclose(y, x + 50 * weights_for([256]), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_gpu_device_tensors_torch(tmp_path, cubin):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch without CUDA")
+    module = runtime.load(cuda_standard_module(tmp_path / "m", cubin, SHAPE))
+    for seed in range(2):
+        feeds = _feeds(SHAPE, 10 + seed)
+        # Produced by a kernel on torch's stream right before the run: the DLPack stream
+        # handshake must order our copy after it.
+        device_feeds = {k: (torch.from_numpy(v).cuda() * 2) / 2 for k, v in feeds.items()}
+        want = cuda_standard_reference(**feeds)
+        host = module.run(device_feeds)
+        np.testing.assert_allclose(host["y"], want["y"], rtol=1e-6, atol=1e-6)
+        device = module.run(device_feeds, device_outputs=True)
+        y = torch.from_dlpack(device["y"])
+        assert y.is_cuda and tuple(y.shape) == SHAPE and y.dtype == torch.float32
+        np.testing.assert_allclose(y.cpu().numpy(), want["y"], rtol=1e-6, atol=1e-6)
+        s = torch.from_dlpack(device["s"])
+        del device  # the torch tensor keeps the buffer alive
+        np.testing.assert_allclose(s.cpu().numpy(), want["s"], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ModuleError, match="not C-contiguous"):
+        module.run({"x": torch.zeros(300, 4, device="cuda").t(), "z": device_feeds["z"]})
+    with pytest.raises(ModuleError, match=r"dtype float16 != expected float32"):
+        module.run({"x": device_feeds["x"].half(), "z": device_feeds["z"]})
+
+
+@pytest.mark.gpu
+def test_gpu_device_tensors_cupy(tmp_path, cubin):
+    cupy = pytest.importorskip("cupy")
+    module = runtime.load(cuda_standard_module(tmp_path / "m", cubin, SHAPE))
+    feeds = _feeds(SHAPE, 20)
+    out = module.run({k: cupy.asarray(v) for k, v in feeds.items()}, device_outputs=True)
+    s = cupy.from_dlpack(out["s"])
+    np.testing.assert_allclose(
+        cupy.asnumpy(s), cuda_standard_reference(**feeds)["s"], rtol=1e-6, atol=1e-6
+    )
+
+
+@pytest.mark.gpu
+def test_gpu_runner(tmp_path, cubin):
+    directory = cuda_standard_module(tmp_path / "m", cubin, SHAPE)
+    feeds = _feeds(SHAPE, 3)
+    for name, value in feeds.items():
+        np.save(tmp_path / f"{name}.npy", value)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = subprocess.run(
+        [
+            runtime.runner_path(),
+            str(directory),
+            "--input",
+            f"x={tmp_path / 'x.npy'}",
+            "--input",
+            f"z={tmp_path / 'z.npy'}",
+            "--iterations",
+            "5",
+            "--save-outputs",
+            str(out_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "(cuda, graph replay)" in proc.stdout
+    want = cuda_standard_reference(**feeds)
+    for name in ("y", "s"):
+        np.testing.assert_allclose(np.load(out_dir / f"{name}.npy"), want[name], atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_gpu_wrong_arch_and_missing_function(tmp_path, cubin):
+    from tests.runtime.module_builder import edit_json
+
+    other = compile_cubin(tmp_path / "sm80", arch="sm_80")
+    directory = cuda_standard_module(tmp_path / "m80", other, SHAPE)
+    edit_json(directory, "manifest.json", lambda m: m["cuda"].update(arch="sm_80"))
+    with pytest.raises(ModuleError) as info:
+        runtime.load(directory)
+    assert "kernels[0] 'test.axpb': cannot load kernels/0.cubin on this GPU (sm_" in str(info.value)
+    assert "the module was built for sm_80): cuModuleLoadData: CUDA_ERROR_" in str(info.value)
+
+    directory = cuda_standard_module(tmp_path / "m", cubin, SHAPE)
+    edit_json(directory, "manifest.json", lambda m: m["kernels"][1].update(entry="nope"))
+    with pytest.raises(
+        ModuleError,
+        match=r"kernels\[1\] 'test.add_ws': kernels/1.cubin has no "
+        r"kernel function 'nope': cuModuleGetFunction: CUDA_ERROR_NOT_FOUND",
+    ):
+        runtime.load(directory)
