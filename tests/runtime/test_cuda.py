@@ -231,3 +231,42 @@ def test_gpu_wrong_arch_and_missing_function(tmp_path, cubin):
         r"kernel function 'nope': cuModuleGetFunction: CUDA_ERROR_NOT_FOUND",
     ):
         runtime.load(directory)
+
+
+@pytest.mark.gpu
+def test_gpu_triton_cubin(tmp_path, cubin):
+    # A Triton kernel compiled ahead of time: its hidden trailing pointers get NULL.
+    pytest.importorskip("triton")
+    from tests.runtime.module_builder import ModuleBuilder
+    from tests.runtime.triton_cubin import axpb_cubin
+
+    kernel = axpb_cubin(block=128, num_warps=4)
+    assert kernel.params[:5] == ["ptr", "ptr", "ptr", "i32", "f32"]
+    assert all(p == "ptr" for p in kernel.params[5:])
+    n = 1000
+    m = ModuleBuilder(target="cuda")
+    x = m.input("x", [n])
+    b = m.weight("b", weights_for([n]))
+    y = m.output("y", [n])
+    k = m.cubin_kernel(
+        "triton.axpb",
+        kernel.entry,
+        kernel.data,
+        kernel.params,
+        num_warps=kernel.num_warps,
+        shared=kernel.shared,
+    )
+    hidden = [{"null": 0}] * (len(kernel.params) - 5)
+    m.step(
+        k,
+        [x, b],
+        [y],
+        grid=[(n + 127) // 128, 1, 1],
+        args=[{"in": 0}, {"in": 1}, {"out": 0}, {"i32": n}, {"f32": 3.0}, *hidden],
+    )
+    module = runtime.load(m.write(tmp_path / "m"))
+    for seed in range(2):
+        xv = np.random.default_rng(seed).standard_normal(n).astype(np.float32)
+        np.testing.assert_allclose(
+            module.run({"x": xv})["y"], 3 * xv + weights_for([n]), rtol=1e-6, atol=1e-6
+        )
