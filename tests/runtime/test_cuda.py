@@ -124,7 +124,7 @@ def test_gpu_profile(tmp_path, cubin):
     module = runtime.load(cuda_standard_module(tmp_path / "m", cubin, SHAPE))
     times = module.profile(_feeds(SHAPE, 1), iterations=3)
     assert [t.node for t in times] == ["scale", "residual", "negate"]
-    assert all(0 < t.seconds < 0.1 for t in times)
+    assert all(0 <= t.seconds < 0.1 for t in times) and sum(t.seconds for t in times) > 0
     feeds = _feeds(SHAPE, 2)  # a run after profiling still replays correctly
     np.testing.assert_allclose(
         module.run(feeds)["s"], cuda_standard_reference(**feeds)["s"], rtol=1e-6, atol=1e-6
