@@ -60,6 +60,8 @@ void open_driver(DriverState* state) {
   ODC_RESOLVE(cuFuncSetAttribute, "cuFuncSetAttribute");
   ODC_RESOLVE(cuMemAlloc, "cuMemAlloc_v2");
   ODC_RESOLVE(cuMemFree, "cuMemFree_v2");
+  ODC_RESOLVE(cuMemHostAlloc, "cuMemHostAlloc");
+  ODC_RESOLVE(cuMemFreeHost, "cuMemFreeHost");
   ODC_RESOLVE(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
   ODC_RESOLVE(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
   ODC_RESOLVE(cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2");

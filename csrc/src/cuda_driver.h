@@ -49,6 +49,8 @@ struct CudaDriver {
   CUresult (*cuFuncSetAttribute)(CUfunction function, int attribute, int value);
   CUresult (*cuMemAlloc)(CUdeviceptr* pointer, size_t bytes);
   CUresult (*cuMemFree)(CUdeviceptr pointer);
+  CUresult (*cuMemHostAlloc)(void** pointer, size_t bytes, unsigned int flags);
+  CUresult (*cuMemFreeHost)(void* pointer);
   CUresult (*cuMemcpyHtoDAsync)(CUdeviceptr dst, const void* src, size_t bytes, CUstream stream);
   CUresult (*cuMemcpyDtoHAsync)(void* dst, CUdeviceptr src, size_t bytes, CUstream stream);
   CUresult (*cuMemcpyDtoDAsync)(CUdeviceptr dst, CUdeviceptr src, size_t bytes, CUstream stream);
@@ -83,8 +85,8 @@ struct CudaDriver {
 
 // The process-wide driver table, opened and cuInit'ed on first use (thread-safe). The library
 // is libcuda.so.1, or the path in the environment variable ODC_CUDA_DRIVER (tests use it to
-// force "driver not found"). Throws odc::Error naming what is missing; a failure is remembered
-// and given again on every later call.
+// force "driver not found"). Throws odc::Error naming what is missing. Success is kept for the
+// life of the process; after a failure the next call tries again.
 const CudaDriver& cuda_driver();
 
 }  // namespace odc

@@ -2,7 +2,8 @@
 // Module. At load (after every check of loader.cpp): open the driver, upload weights.bin once,
 // allocate the arena, the workspace and one fixed staging buffer per input and output, load each
 // cubin and pack every step's launch parameters (all device addresses are fixed from here on).
-// Each run copies the caller's inputs into the staging buffers, launches the plan on the module's
+// Each run copies the caller's inputs into the staging buffers (host inputs through pinned
+// host buffers), launches the plan on the module's
 // stream (the first run captures the launches into a CUDA graph, later runs replay it), copies
 // the outputs back and synchronizes.
 #include <sys/mman.h>
@@ -28,6 +29,10 @@ struct CudaState {
   CUdeviceptr weights = 0, arena = 0, workspace = 0;
   std::vector<CUdeviceptr> input_staging, output_staging;  // per signature index
   std::vector<int64_t> input_bytes, output_bytes;
+  // Pinned host mirrors of the staging buffers: host inputs / outputs pass through them, so
+  // the copies to and from the device are truly asynchronous (pageable copies stall the host).
+  std::vector<uint8_t*> input_pinned, output_pinned;
+  std::vector<void*> pinned;  // freed at unload
   std::map<std::string, CUmodule> modules;  // by cubin file
   std::vector<CUfunction> functions;        // per kernel
   struct Launch {
@@ -52,6 +57,13 @@ struct CudaState {
           "cuMemAlloc", "load: " + what + " (" + std::to_string(bytes) + " bytes)");
     allocations.push_back(pointer);
     return pointer;
+  }
+  uint8_t* alloc_pinned(int64_t bytes, const std::string& what) {
+    void* pointer = nullptr;
+    check(driver->cuMemHostAlloc(&pointer, size_t(std::max<int64_t>(bytes, 64)), 0),
+          "cuMemHostAlloc", "load: " + what + " (" + std::to_string(bytes) + " bytes)");
+    pinned.push_back(pointer);
+    return static_cast<uint8_t*>(pointer);
   }
 };
 
@@ -104,11 +116,14 @@ void Module::prepare_cuda() {
   for (const SignatureEntry& entry : inputs) {
     const int64_t bytes = values[size_t(entry.value)].nbytes;
     c.input_staging.push_back(c.alloc(bytes, "staging buffer of input '" + entry.name + "'"));
+    c.input_pinned.push_back(c.alloc_pinned(bytes, "pinned buffer of input '" + entry.name + "'"));
     c.input_bytes.push_back(bytes);
   }
   for (const SignatureEntry& entry : outputs) {
     const int64_t bytes = values[size_t(entry.value)].nbytes;
     c.output_staging.push_back(c.alloc(bytes, "staging buffer of output '" + entry.name + "'"));
+    c.output_pinned.push_back(
+        c.alloc_pinned(bytes, "pinned buffer of output '" + entry.name + "'"));
     c.output_bytes.push_back(bytes);
   }
 
@@ -211,6 +226,7 @@ void Module::release_cuda() noexcept {
     if (c.graph != nullptr) d.cuGraphExecDestroy(c.graph);
     for (CUevent event : c.events) d.cuEventDestroy(event);
     for (CUdeviceptr pointer : c.allocations) d.cuMemFree(pointer);
+    for (void* pointer : c.pinned) d.cuMemFreeHost(pointer);
     for (auto& [file, handle] : c.modules) d.cuModuleUnload(handle);
     if (c.stream != nullptr) d.cuStreamDestroy(c.stream);
     if (c.retained) d.cuDevicePrimaryCtxRelease(c.device);
@@ -243,6 +259,19 @@ void Module::run_cuda(const odc_tensor* caller_inputs, const odc_tensor* caller_
   CudaState& c = *cuda_;
   const CudaDriver& d = *c.driver;
   c.check(d.cuCtxSetCurrent(c.context), "cuCtxSetCurrent", "run");
+  try {
+    run_cuda_locked(caller_inputs, caller_outputs, step_seconds);
+  } catch (...) {
+    // Nothing enqueued may still read the pinned buffers when the next run refills them.
+    d.cuStreamSynchronize(c.stream);
+    throw;
+  }
+}
+
+void Module::run_cuda_locked(const odc_tensor* caller_inputs, const odc_tensor* caller_outputs,
+                             double* step_seconds) {
+  CudaState& c = *cuda_;
+  const CudaDriver& d = *c.driver;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const odc_tensor& tensor = caller_inputs[i];
     const size_t bytes = size_t(c.input_bytes[i]);
@@ -253,7 +282,8 @@ void Module::run_cuda(const odc_tensor* caller_inputs, const odc_tensor* caller_
                                   bytes, c.stream),
               "cuMemcpyDtoDAsync", what);
     } else {
-      c.check(d.cuMemcpyHtoDAsync(c.input_staging[i], tensor.data, bytes, c.stream),
+      std::memcpy(c.input_pinned[i], tensor.data, bytes);
+      c.check(d.cuMemcpyHtoDAsync(c.input_staging[i], c.input_pinned[i], bytes, c.stream),
               "cuMemcpyHtoDAsync", what);
     }
   }
@@ -314,7 +344,7 @@ void Module::run_cuda(const odc_tensor* caller_inputs, const odc_tensor* caller_
                                   bytes, c.stream),
               "cuMemcpyDtoDAsync", what);
     } else {
-      c.check(d.cuMemcpyDtoHAsync(tensor.data, c.output_staging[i], bytes, c.stream),
+      c.check(d.cuMemcpyDtoHAsync(c.output_pinned[i], c.output_staging[i], bytes, c.stream),
               "cuMemcpyDtoHAsync", what);
     }
   }
@@ -323,6 +353,11 @@ void Module::run_cuda(const odc_tensor* caller_inputs, const odc_tensor* caller_
     throw Error("run: cuStreamSynchronize: " + d.describe(result) +
                 " (a kernel of the plan failed; ODC_CUDA_GRAPHS=0 CUDA_LAUNCH_BLOCKING=1 "
                 "names the step)");
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (caller_outputs[i].device_type != ODC_DEVICE_CUDA && c.output_bytes[i] > 0) {
+      std::memcpy(caller_outputs[i].data, c.output_pinned[i], size_t(c.output_bytes[i]));
+    }
   }
   if (step_seconds != nullptr) {
     for (size_t s = 0; s < steps.size(); ++s) {

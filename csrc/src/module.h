@@ -128,6 +128,8 @@ class Module {
   void prepare();  // allocates memory and builds the descriptors (after validation)
   void prepare_cuda();  // opens the driver, uploads weights, loads cubins (cuda_executor.cpp)
   void run_cuda(const odc_tensor* inputs, const odc_tensor* outputs, double* step_seconds);
+  void run_cuda_locked(const odc_tensor* inputs, const odc_tensor* outputs,
+                       double* step_seconds);
   void release_cuda() noexcept;
   void check_caller_tensor(const odc_tensor& tensor, const SignatureEntry& entry,
                            const char* what, int32_t index) const;
