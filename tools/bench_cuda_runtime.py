@@ -38,15 +38,26 @@ def runner_median_us(directory: Path, iterations: int, graphs: bool) -> float:
     return float(match.group(1)) * 1e3
 
 
-def python_median_us(module: runtime.CompiledModule, x: np.ndarray, iterations: int) -> float:
+def python_median_us(
+    module: runtime.CompiledModule, x, iterations: int, device_outputs: bool = False
+) -> float:
     for _ in range(100):
-        module.run({"x": x})
+        module.run({"x": x}, device_outputs=device_outputs)
     times = []
     for _ in range(iterations):
         start = time.perf_counter()
-        module.run({"x": x})
+        module.run({"x": x}, device_outputs=device_outputs)
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1e6
+
+
+def torch_input(x: np.ndarray):
+    """``x`` as a torch.cuda tensor, or None without torch / CUDA."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.from_numpy(x).cuda() if torch.cuda.is_available() else None
 
 
 def main() -> None:
@@ -59,6 +70,7 @@ def main() -> None:
     if cubin is None:
         sys.exit("bench_cuda_runtime: needs nvcc")
     x = np.random.default_rng(0).standard_normal(256).astype(np.float32)
+    xt = torch_input(x)
     rows = []
     for steps in args.steps:
         directory = cuda_chain_module(work / f"chain{steps}", cubin, steps=steps)
@@ -72,13 +84,17 @@ def main() -> None:
                 runner_median_us(directory, args.iterations, False),
                 python_median_us(graph, x, args.iterations),
                 python_median_us(plain, x, args.iterations),
+                python_median_us(graph, xt, args.iterations, True) if xt is not None else 0.0,
                 device_us,
             )
         )
-    print(f"median per inference over {args.iterations} runs (us); device: plain-launch step sum")
-    print("steps  odc-run graph  odc-run plain  python graph  python plain  device")
-    for steps, rg, rp, pg, pp, dev in rows:
-        print(f"{steps:5d}  {rg:13.1f}  {rp:13.1f}  {pg:12.1f}  {pp:12.1f}  {dev:6.1f}")
+    print(
+        f"median per inference over {args.iterations} runs (us); python dlpack: torch.cuda "
+        "input, device_outputs=True, graph; device: sum of event-timed steps, plain launches"
+    )
+    print("steps  odc-run graph  odc-run plain  python graph  python plain  python dlpack  device")
+    for steps, rg, rp, pg, pp, pd, dev in rows:
+        print(f"{steps:5d}  {rg:13.1f}  {rp:13.1f}  {pg:12.1f}  {pp:12.1f}  {pd:13.1f}  {dev:6.1f}")
 
 
 if __name__ == "__main__":

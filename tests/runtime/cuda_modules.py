@@ -29,6 +29,15 @@ extern "C" __global__ void axpb(const float* x, const float* b, float* y, int n,
   if (i < n) y[i] = alpha * x[i] + b[i];
 }
 
+// y = x + 1 through dynamic shared memory (n floats per block, one block): needs the opt-in
+// above 48 KiB when n > 12288.
+extern "C" __global__ void shared_copy(const float* x, float* y, int n) {
+  extern __shared__ float buffer[];
+  for (int i = threadIdx.x; i < n; i += blockDim.x) buffer[i] = x[i];
+  __syncthreads();
+  for (int i = threadIdx.x; i < n; i += blockDim.x) y[n - 1 - i] = buffer[n - 1 - i] + 1.0f;
+}
+
 extern "C" __global__ void add_ws(const float* a, const float* b, float* y, long long n,
                                   float* ws) {
   long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
@@ -41,6 +50,7 @@ extern "C" __global__ void add_ws(const float* a, const float* b, float* y, long
 
 AXPB_PARAMS = ["ptr", "ptr", "ptr", "i32", "f32", "ptr"]
 ADD_WS_PARAMS = ["ptr", "ptr", "ptr", "i64", "ptr"]
+SHARED_COPY_PARAMS = ["ptr", "ptr", "i32"]
 THREADS = 128  # num_warps 4
 
 

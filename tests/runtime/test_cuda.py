@@ -270,3 +270,69 @@ def test_gpu_triton_cubin(tmp_path, cubin):
         np.testing.assert_allclose(
             module.run({"x": xv})["y"], 3 * xv + weights_for([n]), rtol=1e-6, atol=1e-6
         )
+
+
+def _shared_module(directory, cubin, n, shared):
+    from tests.runtime.cuda_modules import SHARED_COPY_PARAMS
+    from tests.runtime.module_builder import ModuleBuilder
+
+    m = ModuleBuilder(target="cuda")
+    x = m.input("x", [n])
+    y = m.output("y", [n])
+    k = m.cubin_kernel("test.shared_copy", "shared_copy", cubin, SHARED_COPY_PARAMS, shared=shared)
+    m.step(k, [x], [y], grid=[1, 1, 1], args=[{"in": 0}, {"out": 0}, {"i32": n}])
+    return m.write(directory)
+
+
+@pytest.mark.gpu
+def test_gpu_dynamic_shared_memory_over_48k(tmp_path, cubin):
+    n = 24576  # 96 KiB of dynamic shared memory: needs cuFuncSetAttribute's opt-in
+    module = runtime.load(_shared_module(tmp_path / "m", cubin, n, n * 4))
+    x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    for _ in range(2):
+        np.testing.assert_array_equal(module.run({"x": x})["y"], x + 1)
+    with pytest.raises(
+        ModuleError,
+        match=r"kernels\[0\] 'test.shared_copy': launch.shared 1048576 "
+        r"bytes exceeds this GPU's \d+ bytes of shared memory per block \(sm_",
+    ):
+        runtime.load(_shared_module(tmp_path / "big", cubin, n, 1 << 20))
+
+
+@pytest.mark.gpu
+def test_gpu_concurrent_runs_are_serialized(tmp_path, cubin):
+    import threading
+
+    module = runtime.load(cuda_standard_module(tmp_path / "m", cubin, SHAPE))
+    errors = []
+
+    def worker(seed):
+        try:
+            for i in range(20):
+                feeds = _feeds(SHAPE, seed * 100 + i)
+                out = module.run(feeds)
+                np.testing.assert_allclose(
+                    out["s"], cuda_standard_reference(**feeds)["s"], rtol=1e-6, atol=1e-6
+                )
+        except Exception as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+
+@pytest.mark.gpu
+def test_gpu_cuda_tensor_for_cpu_module(module_dir):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch without CUDA")
+    module = runtime.load(module_dir)
+    feeds = standard_feeds(0)
+    with pytest.raises(
+        ModuleError, match="input 'x' is on a CUDA device but the module targets cpu"
+    ):
+        module.run({"x": torch.from_numpy(feeds["x"]).cuda(), "z": feeds["z"]})
