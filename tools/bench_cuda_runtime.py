@@ -8,6 +8,17 @@ and from Python's ``CompiledModule.run``, plus the device time of the steps (CUD
 launches). Needs an NVIDIA GPU and nvcc.
 
     python tools/bench_cuda_runtime.py [--steps 1 50] [--iterations 5000]
+
+Measured on an H100 80GB HBM3 (driver 580.159.04), 5000 runs each, microseconds:
+
+    steps  odc-run graph  odc-run plain  python graph  python plain  python dlpack  device
+        1           11.0           14.0          19.8          21.9           63.9     6.4
+       10           22.0           46.0          35.4          54.1           57.7    48.8
+       50           60.0          187.0          69.5         195.4          118.1   245.0
+      200          216.0          628.0         231.0         774.8          327.4   941.9
+
+("device" sums event-timed steps launched one by one, so it includes launch gaps; "python
+dlpack" allocates fresh device outputs with cuMemAlloc on every run.)
 """
 
 from __future__ import annotations
