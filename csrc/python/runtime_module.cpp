@@ -68,6 +68,208 @@ std::vector<odc_tensor> tensors(const std::vector<py::array>& arrays, bool writa
   return out;
 }
 
+// DLPack (https://dmlc.github.io/dlpack/latest/c_api.html), the stable ABI of version 0.x,
+// declared here so the build needs no dlpack header.
+struct DLDevice {
+  int32_t device_type;  // kDLCPU 1, kDLCUDA 2
+  int32_t device_id;
+};
+struct DLDataType {
+  uint8_t code;  // 0 int, 1 uint, 2 float, 4 bfloat, 6 bool
+  uint8_t bits;
+  uint16_t lanes;
+};
+struct DLTensor {
+  void* data;
+  DLDevice device;
+  int32_t ndim;
+  DLDataType dtype;
+  int64_t* shape;
+  int64_t* strides;
+  uint64_t byte_offset;
+};
+struct DLManagedTensor {
+  DLTensor dl_tensor;
+  void* manager_ctx;
+  void (*deleter)(DLManagedTensor* self);
+};
+constexpr int32_t kDLCPU = 1;
+constexpr int32_t kDLCUDA = 2;
+
+int32_t dtype_of_dlpack(DLDataType t) {
+  if (t.lanes != 1) return 0;
+  switch (t.code) {
+    case 0: return t.bits == 8 ? ODC_INT8 : t.bits == 16 ? ODC_INT16 : t.bits == 32 ? ODC_INT32 : t.bits == 64 ? ODC_INT64 : 0;
+    case 1: return t.bits == 8 ? ODC_UINT8 : t.bits == 16 ? ODC_UINT16 : t.bits == 32 ? ODC_UINT32 : t.bits == 64 ? ODC_UINT64 : 0;
+    case 2: return t.bits == 16 ? ODC_FLOAT16 : t.bits == 32 ? ODC_FLOAT32 : t.bits == 64 ? ODC_FLOAT64 : 0;
+    case 4: return t.bits == 16 ? ODC_BFLOAT16 : 0;
+    case 6: return t.bits == 8 ? ODC_BOOL : 0;
+    default: return 0;
+  }
+}
+
+DLDataType dlpack_dtype(int32_t dtype) {
+  switch (dtype) {
+    case ODC_FLOAT32: return {2, 32, 1};
+    case ODC_FLOAT16: return {2, 16, 1};
+    case ODC_FLOAT64: return {2, 64, 1};
+    case ODC_BFLOAT16: return {4, 16, 1};
+    case ODC_INT8: return {0, 8, 1};
+    case ODC_INT16: return {0, 16, 1};
+    case ODC_INT32: return {0, 32, 1};
+    case ODC_INT64: return {0, 64, 1};
+    case ODC_UINT8: return {1, 8, 1};
+    case ODC_UINT16: return {1, 16, 1};
+    case ODC_UINT32: return {1, 32, 1};
+    case ODC_UINT64: return {1, 64, 1};
+    case ODC_BOOL: return {6, 8, 1};
+    default: return {0, 0, 0};
+  }
+}
+
+// A device buffer the runtime allocated for an output (run(..., device_outputs=True)): owns
+// its memory (freed through the module, which it keeps alive) and hands it out via DLPack.
+class DeviceTensor {
+ public:
+  DeviceTensor(py::object owner, odc_module* module, int32_t dtype, std::vector<int64_t> shape,
+               int64_t nbytes)
+      : owner_(std::move(owner)), module_(module), dtype_(dtype), shape_(std::move(shape)),
+        nbytes_(nbytes) {
+    if (odc_module_cuda_alloc(module_, nbytes_, &data_) != 0) {
+      throw RuntimeFailure(odc_last_error());
+    }
+  }
+  ~DeviceTensor() {
+    if (data_ != nullptr) odc_module_cuda_free(module_, data_);
+  }
+  DeviceTensor(const DeviceTensor&) = delete;
+  DeviceTensor& operator=(const DeviceTensor&) = delete;
+
+  void* data() const { return data_; }
+  int32_t dtype() const { return dtype_; }
+  const std::vector<int64_t>& shape() const { return shape_; }
+  int64_t nbytes() const { return nbytes_; }
+
+ private:
+  py::object owner_;  // the Python Module: keeps the context (and so the memory) alive
+  odc_module* module_;
+  int32_t dtype_;
+  std::vector<int64_t> shape_;
+  int64_t nbytes_;
+  void* data_ = nullptr;
+};
+
+// What a DLPack capsule of a DeviceTensor owns: a reference to the Python object and the shape.
+struct DeviceTensorExport {
+  DLManagedTensor managed;
+  PyObject* self;
+  std::vector<int64_t> shape;
+};
+
+void delete_export(DLManagedTensor* managed) {
+  auto* exported = static_cast<DeviceTensorExport*>(managed->manager_ctx);
+  if (Py_IsInitialized()) {
+    PyGILState_STATE state = PyGILState_Ensure();  // consumers may free without the GIL
+    Py_XDECREF(exported->self);
+    PyGILState_Release(state);
+  }
+  delete exported;
+}
+
+void capsule_destructor(PyObject* capsule) {
+  // Consumed capsules are renamed "used_dltensor" and owned by the consumer.
+  if (PyCapsule_IsValid(capsule, "dltensor")) {
+    auto* managed = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, "dltensor"));
+    if (managed != nullptr && managed->deleter != nullptr) managed->deleter(managed);
+  }
+}
+
+py::object export_dlpack(py::object self) {
+  DeviceTensor& tensor = self.cast<DeviceTensor&>();
+  auto* exported = new DeviceTensorExport();
+  exported->shape = tensor.shape();
+  exported->self = self.ptr();
+  Py_INCREF(exported->self);
+  DLTensor& t = exported->managed.dl_tensor;
+  t.data = tensor.data();
+  t.device = {kDLCUDA, 0};
+  t.ndim = int32_t(exported->shape.size());
+  t.dtype = dlpack_dtype(tensor.dtype());
+  t.shape = exported->shape.data();
+  t.strides = nullptr;
+  t.byte_offset = 0;
+  exported->managed.manager_ctx = exported;
+  exported->managed.deleter = delete_export;
+  PyObject* capsule = PyCapsule_New(&exported->managed, "dltensor", capsule_destructor);
+  if (capsule == nullptr) {
+    delete_export(&exported->managed);
+    throw py::error_already_set();
+  }
+  return py::reinterpret_steal<py::object>(capsule);
+}
+
+// The caller's tensors for a run: NumPy arrays (host), DLPack capsules of CUDA tensors (the
+// Python layer calls __dlpack__(stream=<the module's stream>)) or DeviceTensors.
+std::vector<odc_tensor> any_tensors(const std::vector<py::object>& objects, bool writable,
+                                    std::vector<std::vector<int64_t>>* shapes,
+                                    std::vector<py::array>* arrays, const char* what) {
+  std::vector<odc_tensor> out;
+  shapes->reserve(shapes->size() + objects.size());
+  for (size_t i = 0; i < objects.size(); ++i) {
+    const std::string where = std::string("run: ") + what + "[" + std::to_string(i) + "]";
+    const py::object& object = objects[i];
+    odc_tensor t{};
+    if (py::isinstance<DeviceTensor>(object)) {
+      const DeviceTensor& tensor = object.cast<const DeviceTensor&>();
+      shapes->push_back(tensor.shape());
+      t.data = tensor.data();
+      t.dtype = tensor.dtype();
+      t.ndim = int32_t(tensor.shape().size());
+      t.shape = shapes->back().data();
+      t.device_type = ODC_DEVICE_CUDA;
+    } else if (PyCapsule_CheckExact(object.ptr())) {
+      if (!PyCapsule_IsValid(object.ptr(), "dltensor")) {
+        throw RuntimeFailure(where + ": not an unused DLPack capsule");
+      }
+      auto* managed = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(object.ptr(), "dltensor"));
+      const DLTensor& dl = managed->dl_tensor;
+      if (dl.device.device_type != kDLCUDA) {
+        throw RuntimeFailure(where + ": DLPack device type " + std::to_string(dl.device.device_type) +
+                             " is not CUDA (pass host arrays as NumPy)");
+      }
+      if (dl.device.device_id != 0) {
+        throw RuntimeFailure(where + ": on CUDA device " + std::to_string(dl.device.device_id) +
+                             "; the module runs on device 0");
+      }
+      if (dl.ndim < 0 || dl.ndim > ODC_MAX_RANK) throw RuntimeFailure(where + ": bad rank");
+      shapes->emplace_back(dl.shape, dl.shape + dl.ndim);
+      if (dl.strides != nullptr) {
+        int64_t expected = 1;
+        for (int32_t d = dl.ndim - 1; d >= 0; --d) {
+          if (dl.shape[d] > 1 && dl.strides[d] != expected) {
+            throw RuntimeFailure(where + " is not C-contiguous (call .contiguous() first)");
+          }
+          expected *= dl.shape[d];
+        }
+      }
+      t.data = static_cast<char*>(dl.data) + dl.byte_offset;
+      t.dtype = dtype_of_dlpack(dl.dtype);
+      if (t.dtype == 0) throw RuntimeFailure(where + ": unsupported DLPack dtype");
+      t.ndim = dl.ndim;
+      t.shape = shapes->back().data();
+      t.device_type = ODC_DEVICE_CUDA;
+    } else {
+      py::array array = py::array::ensure(object);
+      if (!array) throw RuntimeFailure(where + ": not an array");
+      arrays->push_back(array);
+      std::vector<odc_tensor> one = tensors({array}, writable, shapes, what);
+      t = one[0];
+    }
+    out.push_back(t);
+  }
+  return out;
+}
+
 py::tuple value_info(const odc_value_info& info) {
   py::tuple shape(info.ndim);
   for (int32_t d = 0; d < info.ndim; ++d) shape[d] = py::int_(info.shape[d]);
@@ -76,8 +278,9 @@ py::tuple value_info(const odc_value_info& info) {
 
 class Module {
  public:
-  Module(const std::string& path, bool verify_checksums) {
-    const uint32_t flags = verify_checksums ? ODC_LOAD_DEFAULT : ODC_LOAD_SKIP_CHECKSUMS;
+  Module(const std::string& path, bool verify_checksums, bool cuda_graphs) {
+    const uint32_t flags = (verify_checksums ? ODC_LOAD_DEFAULT : ODC_LOAD_SKIP_CHECKSUMS) |
+                           (cuda_graphs ? 0u : ODC_LOAD_NO_CUDA_GRAPHS);
     std::string error;
     {
       py::gil_scoped_release release;
@@ -109,6 +312,35 @@ class Module {
   }
   int64_t arena_size() const { return odc_module_arena_size(module_); }
   int64_t workspace_size() const { return odc_module_workspace_size(module_); }
+  std::string device() const {
+    return odc_module_device_type(module_) == ODC_DEVICE_CUDA ? "cuda" : "cpu";
+  }
+  uintptr_t cuda_stream() const {
+    void* stream = nullptr;
+    if (odc_module_cuda_stream(module_, &stream) != 0) raise_last_error();
+    return reinterpret_cast<uintptr_t>(stream);
+  }
+
+  // Runs once on NumPy arrays, DLPack capsules of CUDA tensors or DeviceTensors.
+  std::vector<double> run_any(const std::vector<py::object>& inputs,
+                              const std::vector<py::object>& outputs, bool profile) {
+    std::vector<std::vector<int64_t>> shapes;
+    std::vector<py::array> arrays;
+    std::vector<odc_tensor> in = any_tensors(inputs, false, &shapes, &arrays, "inputs");
+    std::vector<odc_tensor> out = any_tensors(outputs, true, &shapes, &arrays, "outputs");
+    return run_tensors(in, out, profile);
+  }
+
+  // A device buffer for output `index` (CUDA modules).
+  static py::object device_output(py::object self, int32_t index) {
+    Module& m = self.cast<Module&>();
+    odc_value_info info;
+    if (odc_module_output_info(m.module_, index, &info) != 0) raise_last_error();
+    return py::cast(new DeviceTensor(self, m.module_, info.dtype,
+                                     std::vector<int64_t>(info.shape, info.shape + info.ndim),
+                                     info.nbytes),
+                    py::return_value_policy::take_ownership);
+  }
 
   // Runs once; outputs are written in place. With profile, returns per-step seconds.
   std::vector<double> run(const std::vector<py::array>& inputs,
@@ -116,6 +348,11 @@ class Module {
     std::vector<std::vector<int64_t>> shapes;
     std::vector<odc_tensor> in = tensors(inputs, false, &shapes, "inputs");
     std::vector<odc_tensor> out = tensors(outputs, true, &shapes, "outputs");
+    return run_tensors(in, out, profile);
+  }
+
+  std::vector<double> run_tensors(const std::vector<odc_tensor>& in,
+                                  const std::vector<odc_tensor>& out, bool profile) {
     std::vector<double> seconds(profile ? size_t(odc_module_num_steps(module_)) : 0);
     int32_t status;
     std::string error;
@@ -290,12 +527,37 @@ PYBIND11_MODULE(_runtime, m) {
         "returns the seconds of each timed call; outputs are written in place.");
 
   py::class_<Module>(m, "Module")
-      .def(py::init<const std::string&, bool>(), py::arg("path"), py::arg("verify_checksums") = true)
+      .def(py::init<const std::string&, bool, bool>(), py::arg("path"),
+           py::arg("verify_checksums") = true, py::arg("cuda_graphs") = true)
       .def_property_readonly("inputs", &Module::inputs, "[(name, dtype, shape)]")
       .def_property_readonly("outputs", &Module::outputs, "[(name, dtype, shape)]")
       .def_property_readonly("steps", &Module::steps, "[(kernel name, node)]")
       .def_property_readonly("arena_size", &Module::arena_size)
       .def_property_readonly("workspace_size", &Module::workspace_size)
       .def_property("num_threads", &Module::num_threads, &Module::set_num_threads)
-      .def("run", &Module::run, py::arg("inputs"), py::arg("outputs"), py::arg("profile") = false);
+      .def("run", &Module::run, py::arg("inputs"), py::arg("outputs"), py::arg("profile") = false)
+      .def_property_readonly("device", &Module::device, "'cpu' or 'cuda'")
+      .def_property_readonly("cuda_stream", &Module::cuda_stream,
+                             "the CUstream runs are ordered on (0 for cpu modules)")
+      .def("run_any", &Module::run_any, py::arg("inputs"), py::arg("outputs"),
+           py::arg("profile") = false,
+           "As run, each tensor a NumPy array, a DLPack capsule of a CUDA tensor or a "
+           "DeviceTensor.")
+      .def("device_output", &Module::device_output, py::arg("index"),
+           "A DeviceTensor for output `index` (cuda modules).");
+
+  py::class_<DeviceTensor>(m, "DeviceTensor",
+                           "Device memory holding a module output; hand it to torch / CuPy "
+                           "with their from_dlpack (no copy).")
+      .def_property_readonly("shape", [](const DeviceTensor& t) { return py::tuple(py::cast(t.shape())); })
+      .def_property_readonly("dtype", [](const DeviceTensor& t) { return std::string(odc_dtype_name(t.dtype())); })
+      .def_property_readonly("nbytes", &DeviceTensor::nbytes)
+      .def_property_readonly("data_ptr", [](const DeviceTensor& t) { return reinterpret_cast<uintptr_t>(t.data()); })
+      .def("__dlpack_device__", [](const DeviceTensor&) { return py::make_tuple(kDLCUDA, 0); })
+      .def(
+          "__dlpack__",
+          [](py::object self, py::object /*stream*/, py::kwargs) { return export_dlpack(self); },
+          py::arg("stream") = py::none(),
+          "A DLPack capsule of the buffer; the data is ready (runs return synchronized), so "
+          "`stream` needs no wait.");
 }

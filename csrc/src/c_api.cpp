@@ -180,4 +180,34 @@ int32_t odc_module_profile(odc_module* module, const odc_tensor* inputs, int32_t
   });
 }
 
+int32_t odc_module_device_type(const odc_module* module) {
+  return guarded<int32_t>(-1, [&] {
+    return get(module)->device == odc::Device::kCuda ? int32_t(ODC_DEVICE_CUDA)
+                                                     : int32_t(ODC_DEVICE_CPU);
+  });
+}
+
+int32_t odc_module_cuda_stream(const odc_module* module, void** stream) {
+  return guarded<int32_t>(-1, [&] {
+    if (stream == nullptr) throw odc::Error("stream pointer is NULL");
+    *stream = get(module)->cuda_stream();
+    return 0;
+  });
+}
+
+int32_t odc_module_cuda_alloc(odc_module* module, int64_t nbytes, void** pointer) {
+  return guarded<int32_t>(-1, [&] {
+    if (pointer == nullptr) throw odc::Error("pointer is NULL");
+    *pointer = const_cast<odc::Module*>(get(module))->cuda_alloc(nbytes);
+    return 0;
+  });
+}
+
+int32_t odc_module_cuda_free(odc_module* module, void* pointer) {
+  return guarded<int32_t>(-1, [&] {
+    const_cast<odc::Module*>(get(module))->cuda_free(pointer);
+    return 0;
+  });
+}
+
 }  // extern "C"

@@ -22,6 +22,7 @@ constexpr size_t kKernelErrorSize = 1024;
 }  // namespace
 
 Module::~Module() {
+  release_cuda();
   if (weights_ != nullptr) ::munmap(weights_, weights_size_);
   for (void* handle : libraries_) ::dlclose(handle);
 }
@@ -33,6 +34,11 @@ void Module::set_num_threads(int32_t n) {
 }
 
 void Module::prepare() {
+  if (device == Device::kCuda) {
+    num_threads = 1;
+    prepare_cuda();
+    return;
+  }
   arena_ = AlignedBuffer(size_t(arena_size), size_t(alignment));
   workspace_ = AlignedBuffer(size_t(workspace_size), 64);
   unsigned hardware = std::thread::hardware_concurrency();
@@ -96,7 +102,11 @@ void Module::check_caller_tensor(const odc_tensor& tensor, const SignatureEntry&
     throw Error(where + ": shape " + shape_string(tensor.shape, tensor.ndim) + " != expected " +
                 shape_string(value.shape));
   }
-  if (tensor.device_type != ODC_DEVICE_CPU) throw Error(where + ": not a CPU buffer");
+  if (tensor.device_type != ODC_DEVICE_CPU &&
+      !(device == Device::kCuda && tensor.device_type == ODC_DEVICE_CUDA)) {
+    throw Error(where + (device == Device::kCuda ? ": not a CPU or CUDA buffer"
+                                                 : ": not a CPU buffer"));
+  }
   if (tensor.strides != nullptr) {
     int64_t expected = 1;
     for (int32_t d = tensor.ndim - 1; d >= 0; --d) {
@@ -127,6 +137,10 @@ void Module::run(const odc_tensor* caller_inputs, int32_t num_inputs,
   }
 
   std::lock_guard<std::mutex> lock(run_mutex_);
+  if (device == Device::kCuda) {
+    run_cuda(caller_inputs, caller_outputs, step_seconds);
+    return;
+  }
   for (const Binding& binding : bindings_) {
     Step& step = steps[size_t(binding.step)];
     odc_tensor& tensor = binding.is_output ? step.output_tensors[size_t(binding.slot)]

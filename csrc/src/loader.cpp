@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -29,6 +31,9 @@ namespace {
 constexpr int64_t kMaxJsonBytes = int64_t(256) << 20;
 constexpr int kMaxJsonDepth = 64;
 constexpr size_t kMaxEntries = size_t(1) << 24;  // values, steps, params of one step, ...
+constexpr int64_t kMaxDeviceBytes = int64_t(1) << 40;  // sanity bound for cuda plans
+constexpr int64_t kMaxSharedBytes = int64_t(1) << 20;  // the device's opt-in limit is checked at load
+constexpr size_t kMaxLaunchParams = 1024;
 
 std::mutex g_resolver_mutex;
 odc_python_kernel_resolver g_resolver = nullptr;
@@ -243,7 +248,10 @@ void set_python_resolver(odc_python_kernel_resolver resolver, void* user_data) {
 class Loader {
  public:
   Loader(const std::string& directory, uint32_t flags)
-      : dir_(directory), verify_(!(flags & ODC_LOAD_SKIP_CHECKSUMS)), module_(new Module()) {}
+      : dir_(directory),
+        verify_(!(flags & ODC_LOAD_SKIP_CHECKSUMS)),
+        flags_(flags),
+        module_(new Module()) {}
 
   std::unique_ptr<Module> load() {
     struct stat info;
@@ -271,6 +279,10 @@ class Loader {
     bind_signature(inputs_, "inputs", Storage::kInput, &module_->inputs);
     bind_signature(outputs_, "outputs", Storage::kOutput, &module_->outputs);
     resolve_kernels();
+    module_->directory_ = dir_;
+    const char* graphs = std::getenv("ODC_CUDA_GRAPHS");
+    module_->cuda_graphs = !(flags_ & ODC_LOAD_NO_CUDA_GRAPHS) &&
+                           !(graphs != nullptr && std::strcmp(graphs, "0") == 0);
     module_->prepare();
     return std::move(module_);
   }
@@ -303,12 +315,53 @@ class Loader {
     if (const json* hash = optional_member(manifest, "source_model_sha256")) {
       if (!hash->is_string()) throw invalid("manifest.json: source_model_sha256 must be a string");
     }
-    if (const json* targets = optional_member(manifest, "targets")) {
-      if (!targets->is_array()) throw invalid("manifest.json: targets must be an array");
-      for (const json& target : *targets) {
+    version_ = version;
+    std::vector<std::string> targets;
+    const json* targets_json = optional_member(manifest, "targets");
+    if (targets_json != nullptr) {
+      if (!targets_json->is_array()) throw invalid("manifest.json: targets must be an array");
+      for (const json& target : *targets_json) {
         if (!target.is_string()) throw invalid("manifest.json: targets must hold strings");
+        targets.push_back(target.get<std::string>());
       }
     }
+    const bool cuda = std::find(targets.begin(), targets.end(), "cuda") != targets.end();
+    if (version < 2) {
+      if (cuda) throw invalid("manifest.json: target 'cuda' needs format_version 2 (this is 1)");
+      return;
+    }
+    // Version 2: exactly one target, and a cuda module names the architecture it was built for.
+    if (targets_json == nullptr) throw invalid("manifest.json: missing 'targets'");
+    if (targets.size() != 1 || (targets[0] != "cpu" && targets[0] != "cuda")) {
+      std::string list;
+      for (const std::string& t : targets) list += (list.empty() ? "" : ", ") + show(t);
+      throw invalid("manifest.json: targets [" + list +
+                    "] must be exactly one of 'cpu', 'cuda' (one module per target)");
+    }
+    if (!cuda) {
+      if (optional_member(manifest, "cuda") != nullptr) {
+        throw invalid("manifest.json: a 'cuda' section in a module that targets cpu");
+      }
+      return;
+    }
+    module_->device = Device::kCuda;
+    const json& section = member(manifest, "cuda", "manifest.json");
+    expect_object(section, "manifest.json: cuda");
+    const std::string arch = string_member(section, "arch", "manifest.json: cuda");
+    bool arch_ok = arch.size() >= 5 && arch.size() <= 8 && arch.compare(0, 3, "sm_") == 0;
+    size_t digits = 0;
+    for (size_t k = 3; arch_ok && k < arch.size(); ++k) {
+      if (arch[k] >= '0' && arch[k] <= '9' && k == 3 + digits) {
+        ++digits;
+      } else if (!(k == arch.size() - 1 && (arch[k] == 'a' || arch[k] == 'f') && digits >= 2)) {
+        arch_ok = false;
+      }
+    }
+    if (!arch_ok || digits < 2) {
+      throw invalid("manifest.json: cuda: arch " + show(arch) +
+                    " is not a CUDA architecture like 'sm_90'");
+    }
+    module_->cuda_arch = arch;
   }
 
   void read_files_table(const json& manifest) {
@@ -379,10 +432,20 @@ class Loader {
       if (const json* version = optional_member(list[i], "version")) {
         as_int(*version, mwhere + ": version");
       }
-      if (kernel.kind == "shared_library") {
+      const bool cuda = module_->device == Device::kCuda;
+      if (kernel.kind == "cubin" && !cuda) {
+        throw invalid(mwhere + ": kind 'cubin' needs a module that targets cuda (format_version 2)");
+      }
+      if (cuda && kernel.kind != "cubin" &&
+          (kernel.kind == "builtin" || kernel.kind == "shared_library" || kernel.kind == "python")) {
+        throw invalid(mwhere + ": kind " + show(kernel.kind) +
+                      " runs on the CPU; every kernel of a cuda module is a 'cubin'");
+      }
+      if (kernel.kind == "cubin") read_launch(list[i], mwhere, &kernel);
+      if (kernel.kind == "shared_library" || kernel.kind == "cubin") {
         const json* file = optional_member(list[i], "file");
         if (file == nullptr || !file->is_string()) {
-          throw invalid(mwhere + ": kind 'shared_library' needs a 'file'");
+          throw invalid(mwhere + ": kind " + show(kernel.kind) + " needs a 'file'");
         }
         kernel.file = file->get<std::string>();
         if (!safe_relative_path(kernel.file)) {
@@ -398,9 +461,49 @@ class Loader {
         }
       } else if (kernel.kind != "builtin" && kernel.kind != "python") {
         throw invalid(mwhere + ": unknown kind " + show(kernel.kind) +
-                      " (this runtime knows builtin, shared_library, python)");
+                      " (this runtime knows builtin, shared_library, python, cubin)");
       }
       module_->kernels.push_back(std::move(kernel));
+    }
+  }
+
+  // A cubin kernel's launch metadata: block of num_warps * 32 threads, dynamic shared memory,
+  // the function's parameter types in order (Triton's hidden trailing pointers included).
+  void read_launch(const json& entry, const std::string& where, Kernel* kernel) {
+    const json& launch = member(entry, "launch", where);
+    const std::string lwhere = where + ": launch";
+    expect_object(launch, lwhere);
+    const int64_t warps = int_member(launch, "num_warps", lwhere);
+    if (warps < 1 || warps > 32) {
+      throw invalid(lwhere + ": num_warps " + std::to_string(warps) +
+                    " must be in [1, 32] (at most 1024 threads per block)");
+    }
+    kernel->num_warps = int32_t(warps);
+    kernel->shared = int_member(launch, "shared", lwhere);
+    if (kernel->shared < 0 || kernel->shared > kMaxSharedBytes) {
+      throw invalid(lwhere + ": shared " + std::to_string(kernel->shared) + " must be in [0, " +
+                    std::to_string(kMaxSharedBytes) + "] bytes");
+    }
+    const json& params = array_member(launch, "params", lwhere);
+    if (params.size() > kMaxLaunchParams) {
+      throw invalid(lwhere + ": " + std::to_string(params.size()) + " params (at most " +
+                    std::to_string(kMaxLaunchParams) + ")");
+    }
+    for (size_t k = 0; k < params.size(); ++k) {
+      const std::string name = params[k].is_string() ? params[k].get<std::string>() : "";
+      if (name == "ptr") {
+        kernel->params.push_back(ParamType::kPtr);
+      } else if (name == "i32") {
+        kernel->params.push_back(ParamType::kI32);
+      } else if (name == "i64") {
+        kernel->params.push_back(ParamType::kI64);
+      } else if (name == "f32") {
+        kernel->params.push_back(ParamType::kF32);
+      } else {
+        throw invalid(lwhere + ": params[" + std::to_string(k) + "] " +
+                      (params[k].is_string() ? show(name) : std::string(type_name(params[k]))) +
+                      " is not one of 'ptr', 'i32', 'i64', 'f32'");
+      }
     }
   }
 
@@ -472,10 +575,14 @@ class Loader {
                     " must be a power of two in [64, 4096]");
     }
     m.arena_size = int_member(plan, "arena_size", "plan.json");
-    const int64_t memory = physical_memory();
+    // Device memory is known only once the driver is open (allocation failures name it then);
+    // here a cuda plan's sizes are only held to a sane bound.
+    const int64_t memory = m.device == Device::kCuda ? kMaxDeviceBytes : physical_memory();
     if (m.arena_size < 0 || m.arena_size > memory) {
       throw invalid("plan.json: arena_size " + std::to_string(m.arena_size) +
-                    (m.arena_size < 0 ? " < 0" : " exceeds this machine's memory"));
+                    (m.arena_size < 0 ? " < 0"
+                     : m.device == Device::kCuda ? " exceeds 1 TiB"
+                                                 : " exceeds this machine's memory"));
     }
     const json& values = array_member(plan, "values", "plan.json");
     for (size_t i = 0; i < values.size(); ++i) read_value(values[i], i);
@@ -514,10 +621,16 @@ class Loader {
       throw invalid(where + ": unknown storage " + show(storage));
     }
     if (const json* device = optional_member(entry, "device")) {
-      if (!device->is_string() || device->get<std::string>() != "cpu") {
-        throw invalid(where + ": device " +
-                      (device->is_string() ? show(device->get<std::string>()) : type_name(*device)) +
-                      " is not supported by this runtime (cpu only)");
+      const char* want = module_->device == Device::kCuda ? "cuda" : "cpu";
+      if (!device->is_string() || device->get<std::string>() != want) {
+        const std::string got =
+            device->is_string() ? show(device->get<std::string>()) : type_name(*device);
+        if (device->is_string() && (device->get<std::string>() == "cpu" ||
+                                    device->get<std::string>() == "cuda")) {
+          throw invalid(where + ": device " + got + " in a module that targets " + want +
+                        (version_ < 2 ? " (format_version 1 is cpu only)" : ""));
+        }
+        throw invalid(where + ": unknown device " + got + " (cpu, cuda)");
       }
     }
     const int64_t expected = byte_size(value.shape, value.dtype);
@@ -629,12 +742,93 @@ class Loader {
     }
     if (const json* workspace = optional_member(entry, "workspace")) {
       step.workspace = as_int(*workspace, where + ": workspace");
-      if (step.workspace < 0 || step.workspace > physical_memory()) {
+      const int64_t limit = m.device == Device::kCuda ? kMaxDeviceBytes : physical_memory();
+      if (step.workspace < 0 || step.workspace > limit) {
         throw invalid(where + ": workspace " + std::to_string(step.workspace) + " is not a sane size");
       }
     }
+    if (m.kernels[size_t(step.kernel)].kind == "cubin") read_launch_step(entry, where, &step);
     m.workspace_size = std::max(m.workspace_size, step.workspace);
     m.steps.push_back(std::move(step));
+  }
+
+  // A cubin step's grid and one argument per launch parameter, each checked against the
+  // parameter's type and the step's inputs / outputs / workspace.
+  void read_launch_step(const json& entry, const std::string& where, Step* step) {
+    const Kernel& kernel = module_->kernels[size_t(step->kernel)];
+    const std::string kwhere = "kernels[" + std::to_string(step->kernel) + "] " + show(kernel.name);
+    const json& grid = member(entry, "grid", where);
+    if (!grid.is_array() || grid.size() != 3) {
+      throw invalid(where + ": 'grid' must be an array [gx, gy, gz]");
+    }
+    static const int64_t kGridLimit[3] = {2147483647, 65535, 65535};
+    for (size_t d = 0; d < 3; ++d) {
+      const std::string what = where + ": grid[" + std::to_string(d) + "]";
+      const int64_t extent = as_int(grid[d], what);
+      if (extent < 1 || extent > kGridLimit[d]) {
+        throw invalid(what + " " + std::to_string(extent) + " must be in [1, " +
+                      std::to_string(kGridLimit[d]) + "]");
+      }
+      step->grid[d] = uint32_t(extent);
+    }
+    const json& args = array_member(entry, "args", where);
+    if (args.size() != kernel.params.size()) {
+      throw invalid(where + ": " + std::to_string(args.size()) + " args for the " +
+                    std::to_string(kernel.params.size()) + " launch params of " + kwhere);
+    }
+    static const char* kTypeNames[] = {"ptr", "i32", "i64", "f32"};
+    for (size_t k = 0; k < args.size(); ++k) {
+      const std::string what = where + ": args[" + std::to_string(k) + "]";
+      if (!args[k].is_object() || args[k].size() != 1) {
+        throw invalid(what + " must be an object with one member, like {\"in\": 0}");
+      }
+      const std::string key = args[k].begin().key();
+      const json& value = args[k].begin().value();
+      const ParamType type = kernel.params[k];
+      LaunchArg arg;
+      ParamType want;
+      if (key == "in" || key == "out") {
+        want = ParamType::kPtr;
+        arg.kind = key == "in" ? ArgKind::kIn : ArgKind::kOut;
+        arg.integer = as_int(value, what + ": " + key);
+        const size_t count = key == "in" ? step->inputs.size() : step->outputs.size();
+        if (arg.integer < 0 || size_t(arg.integer) >= count) {
+          throw invalid(what + ": " + key + " " + std::to_string(arg.integer) +
+                        " is out of range (the step has " + std::to_string(count) + " " +
+                        (key == "in" ? "inputs" : "outputs") + ")");
+        }
+      } else if (key == "i32" || key == "i64") {
+        want = key == "i32" ? ParamType::kI32 : ParamType::kI64;
+        arg.kind = key == "i32" ? ArgKind::kI32 : ArgKind::kI64;
+        arg.integer = as_int(value, what + ": " + key);
+        if (key == "i32" && (arg.integer < INT32_MIN || arg.integer > INT32_MAX)) {
+          throw invalid(what + ": i32 " + std::to_string(arg.integer) + " is out of int32 range");
+        }
+      } else if (key == "f32") {
+        want = ParamType::kF32;
+        arg.kind = ArgKind::kF32;
+        if (!value.is_number()) throw invalid(what + ": f32 must be a number, got " + type_name(value));
+        arg.real = value.get<double>();
+        if (!(std::fabs(arg.real) <= 3.4028234663852886e38)) {
+          throw invalid(what + ": f32 " + value.dump() + " is out of float32 range");
+        }
+      } else if (key == "null" || key == "workspace") {
+        want = ParamType::kPtr;
+        arg.kind = key == "null" ? ArgKind::kNull : ArgKind::kWorkspace;
+        if (as_int(value, what + ": " + key) != 0) throw invalid(what + ": " + key + " must be 0");
+        if (key == "workspace" && step->workspace == 0) {
+          throw invalid(what + ": workspace argument but the step's workspace is 0 bytes");
+        }
+      } else {
+        throw invalid(what + ": unknown argument kind " + show(key) +
+                      " (in, out, i32, i64, f32, null, workspace)");
+      }
+      if (type != want) {
+        throw invalid(what + ": " + key + " argument for launch param " + std::to_string(k) +
+                      " of type '" + kTypeNames[int(type)] + "' of " + kwhere);
+      }
+      step->args.push_back(arg);
+    }
   }
 
   void bind_signature(const std::vector<SignatureSpec>& specs, const char* key, Storage storage,
@@ -685,6 +879,8 @@ class Loader {
           throw invalid(where + ": builtin " + show(kernel.entry) +
                         " is not registered in this runtime");
         }
+      } else if (kernel.kind == "cubin") {
+        continue;  // loaded by the driver in prepare_cuda(), after every check here
       } else if (kernel.kind == "shared_library") {
         void* handle = ::dlopen(path(kernel.file).c_str(), RTLD_NOW | RTLD_LOCAL);
         if (handle == nullptr) {
@@ -727,12 +923,14 @@ class Loader {
 
   std::string dir_;
   bool verify_;
+  uint32_t flags_;
   std::unique_ptr<Module> module_;
   std::map<std::string, FileEntry> files_;
   std::vector<SignatureSpec> inputs_, outputs_;
   std::unordered_map<int64_t, int32_t> kernel_index_, value_index_;
   std::vector<uint8_t> plan_bytes_;
   bool has_weights_ = false;
+  int64_t version_ = 1;
 };
 
 std::unique_ptr<Module> Module::load(const std::string& directory, uint32_t flags) {

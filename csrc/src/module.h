@@ -19,6 +19,26 @@ namespace odc {
 
 enum class Storage { kInput, kOutput, kWeights, kArena };
 
+// Where a module's plan runs: every value and kernel of one module lives on one device.
+enum class Device { kCpu, kCuda };
+
+// A cubin kernel's parameter types (manifest kernels[i].launch.params).
+enum class ParamType { kPtr, kI32, kI64, kF32 };
+
+// One launch argument of a cubin step (plan steps[i].args): a step tensor's device pointer,
+// a scalar, NULL or the step's workspace.
+enum class ArgKind { kIn, kOut, kI32, kI64, kF32, kNull, kWorkspace };
+struct LaunchArg {
+  ArgKind kind = ArgKind::kNull;
+  int64_t integer = 0;  // in / out: index in the step's inputs / outputs; i32 / i64: the value
+  double real = 0.0;    // f32
+};
+
+struct CudaState;  // cuda_executor.cpp
+struct CudaStateDeleter {
+  void operator()(CudaState* state) const;
+};
+
 struct Value {
   int64_t id = 0;
   std::string name;
@@ -34,6 +54,10 @@ struct Kernel {
   int64_t id = 0;
   std::string name, backend, kind, entry, file;
   odc_kernel_fn fn = nullptr;
+  // kind "cubin"
+  int32_t num_warps = 0;
+  int64_t shared = 0;  // dynamic shared memory bytes
+  std::vector<ParamType> params;
 };
 
 struct Step {
@@ -44,6 +68,9 @@ struct Step {
   std::vector<int64_t> iparams;
   std::vector<double> fparams;
   int64_t workspace = 0;
+  // cubin steps
+  uint32_t grid[3] = {1, 1, 1};
+  std::vector<LaunchArg> args;
   // Built once at load; caller-bound entries get their data pointer at each run.
   std::vector<odc_tensor> input_tensors, output_tensors;
 };
@@ -87,11 +114,23 @@ class Module {
   int64_t alignment = 64;
   int64_t workspace_size = 0;
   int32_t num_threads = 1;
+  Device device = Device::kCpu;
+  std::string cuda_arch;     // manifest cuda.arch, e.g. "sm_90"
+  bool cuda_graphs = true;   // capture the first run into a CUDA graph, replay it later
+  void* cuda_stream() const;  // the CUstream runs are ordered on (NULL for CPU modules)
+  // Device memory in the module's context (device outputs); freed with cuda_free.
+  void* cuda_alloc(int64_t bytes);
+  void cuda_free(void* pointer);
 
  private:
   Module() = default;
   friend class Loader;
   void prepare();  // allocates memory and builds the descriptors (after validation)
+  void prepare_cuda();  // opens the driver, uploads weights, loads cubins (cuda_executor.cpp)
+  void run_cuda(const odc_tensor* inputs, const odc_tensor* outputs, double* step_seconds);
+  void run_cuda_locked(const odc_tensor* inputs, const odc_tensor* outputs,
+                       double* step_seconds);
+  void release_cuda() noexcept;
   void check_caller_tensor(const odc_tensor& tensor, const SignatureEntry& entry,
                            const char* what, int32_t index) const;
 
@@ -101,6 +140,8 @@ class Module {
   std::vector<void*> libraries_;  // dlopen handles
   std::vector<Binding> bindings_;
   std::mutex run_mutex_;
+  std::string directory_;  // for messages and reading cubins
+  std::unique_ptr<CudaState, CudaStateDeleter> cuda_;
 };
 
 }  // namespace odc

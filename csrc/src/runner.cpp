@@ -1,7 +1,11 @@
 // odc-run: load a compiled module and run it from the command line, with no Python.
 //
 //   odc-run MODULE_DIR [--input NAME=FILE.npy ...] [--iterations N] [--warmup N]
-//           [--threads N] [--seed N] [--save-outputs DIR] [--no-verify]
+//           [--threads N] [--seed N] [--save-outputs DIR] [--no-verify] [--no-cuda-graphs]
+//
+// Modules that target cuda run on the GPU (device 0): inputs are copied from host memory,
+// outputs back, and the latency is that of the whole run (copies and synchronization included;
+// the first run, a warm-up, captures the CUDA graph that later runs replay).
 //
 // Inputs not given are filled with seeded random values. Prints each output (shape, first
 // values, top-5 for [1, K] / [K] float outputs) and the latency (median / min over the timed
@@ -36,11 +40,13 @@ struct Options {
   unsigned long seed = 0;
   std::string save_dir;
   bool verify = true;
+  bool cuda_graphs = true;
 };
 
 const char kUsage[] =
     "usage: odc-run MODULE_DIR [--input NAME=FILE.npy ...] [--iterations N] [--warmup N]\n"
-    "               [--threads N] [--seed N] [--save-outputs DIR] [--no-verify]\n";
+    "               [--threads N] [--seed N] [--save-outputs DIR] [--no-verify]\n"
+    "               [--no-cuda-graphs]\n";
 
 struct UsageError : odc::Error {
   using odc::Error::Error;
@@ -87,6 +93,8 @@ Options parse_args(int argc, char** argv) {
       options.save_dir = value();
     } else if (arg == "--no-verify") {
       options.verify = false;
+    } else if (arg == "--no-cuda-graphs") {
+      options.cuda_graphs = false;
     } else if (!arg.empty() && arg[0] == '-') {
       throw UsageError("unknown option " + arg);
     } else if (options.module_dir.empty()) {
@@ -200,8 +208,9 @@ void print_output(const odc_value_info& info, const uint8_t* data) {
 
 int run_main(int argc, char** argv) {
   Options options = parse_args(argc, argv);
-  odc_module* module = odc_module_load(options.module_dir.c_str(),
-                                       options.verify ? ODC_LOAD_DEFAULT : ODC_LOAD_SKIP_CHECKSUMS);
+  const uint32_t flags = (options.verify ? ODC_LOAD_DEFAULT : ODC_LOAD_SKIP_CHECKSUMS) |
+                         (options.cuda_graphs ? 0u : ODC_LOAD_NO_CUDA_GRAPHS);
+  odc_module* module = odc_module_load(options.module_dir.c_str(), flags);
   if (module == nullptr) throw odc::Error(odc_last_error());
   struct Freer {
     odc_module* m;
@@ -294,9 +303,14 @@ int run_main(int argc, char** argv) {
     }
   }
   std::sort(times.begin(), times.end());
-  std::printf("latency: median %.3f ms, min %.3f ms over %zu iterations (%d threads)\n",
-              times[times.size() / 2] * 1e3, times.front() * 1e3, times.size(),
-              odc_module_num_threads(module));
+  std::string where = std::to_string(odc_module_num_threads(module)) + " threads";
+  if (odc_module_device_type(module) == ODC_DEVICE_CUDA) {
+    const char* env = std::getenv("ODC_CUDA_GRAPHS");
+    const bool graphs = options.cuda_graphs && !(env != nullptr && std::strcmp(env, "0") == 0);
+    where = graphs ? "cuda, graph replay" : "cuda, plain launches";
+  }
+  std::printf("latency: median %.3f ms, min %.3f ms over %zu iterations (%s)\n",
+              times[times.size() / 2] * 1e3, times.front() * 1e3, times.size(), where.c_str());
   return 0;
 }
 

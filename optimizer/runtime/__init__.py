@@ -2,6 +2,9 @@
 
 ``m = optimizer.runtime.load("model_dir")``; ``m.inputs`` / ``m.outputs`` give the signature;
 ``m.run({"x": array})`` returns ``{name: array}``; ``m.profile(feeds)`` gives per-step times.
+Modules that target cuda (format version 2) run on the GPU through the NVIDIA driver, opened at
+run time; their ``run`` also takes CUDA tensors with ``__dlpack__`` (torch, CuPy; copied
+device-to-device) and ``run(feeds, device_outputs=True)`` keeps the outputs on the device.
 The command-line runner is ``odc-run`` (``runner_path()`` finds it). The format is
 docs/module-format.md; the runtime is csrc/.
 """

@@ -7,6 +7,7 @@ import os
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -82,9 +83,11 @@ class CompiledModule:
         inputs / outputs: the signature, in order.
     """
 
-    def __init__(self, path: str | os.PathLike, *, verify_checksums: bool = True) -> None:
+    def __init__(
+        self, path: str | os.PathLike, *, verify_checksums: bool = True, cuda_graphs: bool = True
+    ) -> None:
         self.path = os.fspath(path)
-        self._module = _native().Module(self.path, verify_checksums)
+        self._module = _native().Module(self.path, verify_checksums, cuda_graphs)
         self.inputs = [TensorInfo(n, d, tuple(s)) for n, d, s in self._module.inputs]
         self.outputs = [TensorInfo(n, d, tuple(s)) for n, d, s in self._module.outputs]
 
@@ -113,6 +116,28 @@ class CompiledModule:
         """(kernel name, node) per step, in run order."""
         return [tuple(s) for s in self._module.steps]
 
+    @property
+    def device(self) -> str:
+        """Where the module runs: ``"cpu"`` or ``"cuda"``."""
+        return self._module.device
+
+    def _device_input(self, info: TensorInfo, value: Any) -> Any | None:
+        """A DLPack capsule for an input on a CUDA device, else None (a host array)."""
+        device_of = getattr(value, "__dlpack_device__", None)
+        if device_of is None or isinstance(value, np.ndarray):
+            return None
+        device_type, _device_id = device_of()
+        if int(device_type) not in _DLPACK_CUDA:
+            return None
+        if self.device != "cuda":
+            raise ModuleError(
+                f"input {info.name!r} is on a CUDA device but the module targets cpu "
+                "(pass a NumPy array)"
+            )
+        # The producer makes our stream wait for its pending work on the tensor (DLPack's
+        # stream contract), so no device-wide synchronization is needed.
+        return value.__dlpack__(stream=self._module.cuda_stream or None)
+
     def _prepare(self, feeds: Mapping[str, np.ndarray]) -> tuple[list, list]:
         if not isinstance(feeds, Mapping):
             raise ModuleError(f"feeds must be a dict of name -> array, got {type(feeds).__name__}")
@@ -127,6 +152,10 @@ class CompiledModule:
         for info in self.inputs:
             if info.name not in feeds:
                 raise ModuleError(f"missing input {info.name!r} ({info.dtype}{list(info.shape)})")
+            capsule = self._device_input(info, feeds[info.name])
+            if capsule is not None:  # checked (dtype, shape, layout) by the runtime
+                arrays.append(capsule)
+                continue
             array = np.asarray(feeds[info.name])
             want = numpy_dtype(info.dtype)
             if array.dtype != want:
@@ -142,36 +171,68 @@ class CompiledModule:
         outputs = [np.empty(info.shape, dtype=numpy_dtype(info.dtype)) for info in self.outputs]
         return arrays, outputs
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Runs the module once; returns ``{output name: array}`` in signature order."""
+    def run(self, feeds: Mapping[str, Any], *, device_outputs: bool = False) -> dict[str, Any]:
+        """Runs the module once; returns ``{output name: array}`` in signature order.
+
+        Inputs are NumPy arrays or, for a module that targets cuda, tensors on the CUDA device
+        that expose ``__dlpack__`` (torch.cuda, CuPy): those are copied device-to-device into
+        the module's input buffers, with no host round trip.
+
+        Args:
+            feeds: ``{input name: array or CUDA tensor}``.
+            device_outputs: cuda modules: return each output as a ``DeviceTensor`` on the
+                device (``torch.from_dlpack(out)`` / ``cupy.from_dlpack(out)`` view it without a
+                copy; it owns its memory) instead of a NumPy array.
+        """
         inputs, outputs = self._prepare(feeds)
-        self._module.run(inputs, outputs, False)
+        if device_outputs:
+            if self.device != "cuda":
+                raise ModuleError("device_outputs=True needs a module that targets cuda")
+            outputs = [self._module.device_output(i) for i in range(len(self.outputs))]
+        if any(not isinstance(x, np.ndarray) for x in inputs) or device_outputs:
+            self._module.run_any(inputs, outputs, False)
+        else:
+            self._module.run(inputs, outputs, False)
         return {info.name: array for info, array in zip(self.outputs, outputs)}
 
     __call__ = run
 
     def profile(self, feeds: Mapping[str, np.ndarray], iterations: int = 1) -> list[StepTime]:
-        """Runs ``iterations`` times and returns each step's median wall time."""
+        """Runs ``iterations`` times and returns each step's median time: wall time on the CPU,
+        device time between CUDA events for a cuda module (launched one by one, no graph)."""
         if iterations < 1:
             raise ModuleError(f"iterations must be >= 1, got {iterations}")
         inputs, outputs = self._prepare(feeds)
-        runs = [self._module.run(inputs, outputs, True) for _ in range(iterations)]
+        run = self._module.run
+        if any(not isinstance(x, np.ndarray) for x in inputs):
+            run = self._module.run_any
+        runs = [run(inputs, outputs, True) for _ in range(iterations)]
         return [
             StepTime(i, kernel, node, statistics.median(run[i] for run in runs))
             for i, (kernel, node) in enumerate(self.steps)
         ]
 
 
-def load(path: str | os.PathLike, *, verify_checksums: bool = True) -> CompiledModule:
+#: DLPack device types of CUDA memory (kDLCUDA, kDLCUDAHost is host memory: not here,
+#: kDLCUDAManaged).
+_DLPACK_CUDA = (2, 13)
+
+
+def load(
+    path: str | os.PathLike, *, verify_checksums: bool = True, cuda_graphs: bool = True
+) -> CompiledModule:
     """Loads a compiled module directory (docs/module-format.md) into the C++ runtime.
 
     Args:
         path: the module directory.
         verify_checksums: check every file's SHA-256 against the manifest (sizes are always
             checked); turn off only for trusted modules when load time matters.
+        cuda_graphs: cuda modules: capture the plan into a CUDA graph on the first run and
+            replay it after (the default); False launches every step on each run, for
+            debugging (as does the environment variable ``ODC_CUDA_GRAPHS=0``).
 
     Raises:
         ModuleError: the module is missing, damaged, of another format version, or needs a
             kernel this runtime cannot provide; the message names what and where.
     """
-    return CompiledModule(path, verify_checksums=verify_checksums)
+    return CompiledModule(path, verify_checksums=verify_checksums, cuda_graphs=cuda_graphs)

@@ -112,8 +112,8 @@ CORRUPTIONS: list[tuple[str, Callable[[Path], None], str]] = [
     ),
     (
         "format_version_newer",
-        _manifest(lambda m: m.update(format_version=2)),
-        "invalid module: manifest.json: format_version 2 is newer than this runtime (1)",
+        _manifest(lambda m: m.update(format_version=3)),
+        "invalid module: manifest.json: format_version 3 is newer than this runtime (2)",
     ),
     (
         "format_version_zero",
@@ -263,7 +263,7 @@ CORRUPTIONS: list[tuple[str, Callable[[Path], None], str]] = [
     (
         "gpu_device",
         _plan_value(4, device="cuda"),
-        "values[4]: device 'cuda' is not supported by this runtime (cpu only)",
+        "values[4]: device 'cuda' in a module that targets cpu (format_version 1 is cpu only)",
     ),
     ("duplicate_value_id", _plan_value(5, id=4), "plan.json: values[5]: duplicate id 4"),
     (
@@ -303,8 +303,9 @@ CORRUPTIONS: list[tuple[str, Callable[[Path], None], str]] = [
     ),
     (
         "unknown_kernel_kind",
-        _manifest(lambda m: m["kernels"][1].update(kind="cubin")),
-        "manifest.json: kernels[1]: unknown kind 'cubin'",
+        _manifest(lambda m: m["kernels"][1].update(kind="opencl")),
+        "manifest.json: kernels[1]: unknown kind 'opencl' (this runtime knows builtin, "
+        "shared_library, python, cubin)",
     ),
     (
         "garbage_manifest",
@@ -333,4 +334,247 @@ CORRUPTIONS: list[tuple[str, Callable[[Path], None], str]] = [
         "plan.json: JSON nested deeper than 64 levels",
     ),
     ("plan_not_object", _write("plan.json", b"42"), "plan.json: expected an object, got a number"),
+]
+
+
+def _kernel(index: int, **fields) -> Callable[[Path], None]:
+    return _manifest(lambda m: m["kernels"][index].update(fields))
+
+
+def _launch(index: int, **fields) -> Callable[[Path], None]:
+    return _manifest(lambda m: m["kernels"][index]["launch"].update(fields))
+
+
+def _arg(step: int, index: int, arg: dict) -> Callable[[Path], None]:
+    def edit(p: dict) -> None:
+        p["steps"][step]["args"][index] = arg
+
+    return lambda d: edit_json(d, "plan.json", edit)
+
+
+def _cubin_in_cpu_module(d: Path) -> None:
+    def edit(m: dict) -> None:
+        m["kernels"][0].update(
+            kind="cubin",
+            file="kernels/0.cubin",
+            launch={"num_warps": 4, "shared": 0, "params": ["ptr"]},
+        )
+
+    edit_json(d, "manifest.json", edit)
+    _write("kernels/0.cubin", b"cubin", refresh=False)(d)
+    manifest = json.loads((d / "manifest.json").read_text())
+    refresh_files(d, [*manifest["files"], "kernels/0.cubin"])
+
+
+# Damages of the standard cuda module (tests/runtime/cuda_modules.py): values 0 x, 1 z, 2 w,
+# 3 h (arena), 4 y, 5 s; kernels 0 'test.axpb' (ptr ptr ptr i32 f32 ptr), 1 'test.add_ws'
+# (ptr ptr ptr i64 ptr); steps 0 scale (axpb), 1 residual (add_ws, workspace 32), 2 negate.
+# Every one is found before the driver is opened, so they run without a GPU.
+CUDA_CORRUPTIONS: list[tuple[str, Callable[[Path], None], str]] = [
+    (
+        "cubin_missing",
+        lambda d: (d / "kernels/0.cubin").unlink(),
+        "invalid module: kernels[0]: missing file kernels/0.cubin",
+    ),
+    (
+        "cubin_edited",
+        lambda d: (d / "kernels/1.cubin").write_bytes((d / "kernels/1.cubin").read_bytes().upper()),
+        "invalid module: kernels/1.cubin: sha256 differs from the manifest",
+    ),
+    (
+        "cubin_truncated",
+        _truncate("kernels/0.cubin", 5, refresh=False),
+        "invalid module: kernels/0.cubin: size 5 != ",
+    ),
+    (
+        "cubin_without_file",
+        _manifest(lambda m: m["kernels"][0].pop("file")),
+        "manifest.json: kernels[0]: kind 'cubin' needs a 'file'",
+    ),
+    (
+        "cubin_file_outside",
+        _kernel(0, file="../0.cubin"),
+        "manifest.json: kernels[0]: file '../0.cubin' must be relative, inside the module",
+    ),
+    (
+        "launch_missing",
+        _manifest(lambda m: m["kernels"][1].pop("launch")),
+        "manifest.json: kernels[1]: missing 'launch'",
+    ),
+    (
+        "num_warps_zero",
+        _launch(0, num_warps=0),
+        "kernels[0]: launch: num_warps 0 must be in [1, 32] (at most 1024 threads per block)",
+    ),
+    (
+        "num_warps_too_many",
+        _launch(1, num_warps=64),
+        "kernels[1]: launch: num_warps 64 must be in [1, 32]",
+    ),
+    (
+        "shared_negative",
+        _launch(0, shared=-1),
+        "kernels[0]: launch: shared -1 must be in [0, 1048576] bytes",
+    ),
+    (
+        "param_type_unknown",
+        _launch(0, params=["ptr", "ptr", "ptr", "i32", "f16", "ptr"]),
+        "kernels[0]: launch: params[4] 'f16' is not one of 'ptr', 'i32', 'i64', 'f32'",
+    ),
+    (
+        "param_not_string",
+        _launch(1, params=["ptr", 1, "ptr", "i64", "ptr"]),
+        "kernels[1]: launch: params[1] a number is not one of",
+    ),
+    (
+        "grid_zero",
+        _plan_step(0, grid=[0, 1, 1]),
+        "plan.json: steps[0]: grid[0] 0 must be in [1, 2147483647]",
+    ),
+    (
+        "grid_y_too_big",
+        _plan_step(2, grid=[1, 65536, 1]),
+        "plan.json: steps[2]: grid[1] 65536 must be in [1, 65535]",
+    ),
+    (
+        "grid_two_dims",
+        _plan_step(1, grid=[1, 1]),
+        "plan.json: steps[1]: 'grid' must be an array [gx, gy, gz]",
+    ),
+    (
+        "grid_missing",
+        lambda d: edit_json(d, "plan.json", lambda p: p["steps"][0].pop("grid")),
+        "plan.json: steps[0]: missing 'grid'",
+    ),
+    (
+        "args_missing",
+        lambda d: edit_json(d, "plan.json", lambda p: p["steps"][2].pop("args")),
+        "plan.json: steps[2]: missing 'args'",
+    ),
+    (
+        "args_count",
+        lambda d: edit_json(d, "plan.json", lambda p: p["steps"][0]["args"].pop()),
+        "plan.json: steps[0]: 5 args for the 6 launch params of kernels[0] 'test.axpb'",
+    ),
+    (
+        "arg_type_mismatch",
+        _arg(0, 0, {"i32": 3}),
+        "steps[0]: args[0]: i32 argument for launch param 0 of type 'ptr' of kernels[0] 'test.axpb'",
+    ),
+    (
+        "arg_pointer_for_scalar",
+        _arg(1, 3, {"in": 0}),
+        "steps[1]: args[3]: in argument for launch param 3 of type 'i64' of kernels[1]",
+    ),
+    (
+        "arg_in_out_of_range",
+        _arg(0, 1, {"in": 2}),
+        "plan.json: steps[0]: args[1]: in 2 is out of range (the step has 2 inputs)",
+    ),
+    (
+        "arg_out_out_of_range",
+        _arg(2, 2, {"out": 1}),
+        "plan.json: steps[2]: args[2]: out 1 is out of range (the step has 1 outputs)",
+    ),
+    (
+        "arg_in_negative",
+        _arg(0, 0, {"in": -1}),
+        "steps[0]: args[0]: in -1 is out of range",
+    ),
+    (
+        "arg_i32_overflow",
+        _arg(0, 3, {"i32": 2**31}),
+        "steps[0]: args[3]: i32 2147483648 is out of int32 range",
+    ),
+    (
+        "arg_f32_overflow",
+        _arg(2, 4, {"f32": 1e39}),
+        "steps[2]: args[4]: f32 1e+39 is out of float32 range",
+    ),
+    (
+        "arg_f32_string",
+        _arg(2, 4, {"f32": "2.0"}),
+        "steps[2]: args[4]: f32 must be a number, got a string",
+    ),
+    (
+        "arg_unknown_kind",
+        _arg(0, 4, {"f64": 2.0}),
+        "steps[0]: args[4]: unknown argument kind 'f64' (in, out, i32, i64, f32, null, workspace)",
+    ),
+    (
+        "arg_two_members",
+        _arg(0, 0, {"in": 0, "out": 0}),
+        'steps[0]: args[0] must be an object with one member, like {"in": 0}',
+    ),
+    (
+        "arg_null_nonzero",
+        _arg(0, 5, {"null": 1}),
+        "steps[0]: args[5]: null must be 0",
+    ),
+    (
+        "arg_workspace_without_workspace",
+        _arg(0, 5, {"workspace": 0}),
+        "steps[0]: args[5]: workspace argument but the step's workspace is 0 bytes",
+    ),
+    (
+        "value_on_cpu",
+        _plan_value(3, device="cpu"),
+        "plan.json: values[3]: device 'cpu' in a module that targets cuda",
+    ),
+    (
+        "value_unknown_device",
+        _plan_value(3, device="tpu"),
+        "plan.json: values[3]: unknown device 'tpu' (cpu, cuda)",
+    ),
+    (
+        "arch_not_sm",
+        _manifest(lambda m: m["cuda"].update(arch="compute_90")),
+        "manifest.json: cuda: arch 'compute_90' is not a CUDA architecture like 'sm_90'",
+    ),
+    (
+        "cuda_section_missing",
+        _manifest(lambda m: m.pop("cuda")),
+        "manifest.json: missing 'cuda'",
+    ),
+    (
+        "targets_two",
+        _manifest(lambda m: m.update(targets=["cpu", "cuda"])),
+        "manifest.json: targets ['cpu', 'cuda'] must be exactly one of 'cpu', 'cuda'",
+    ),
+    (
+        "targets_missing",
+        _manifest(lambda m: m.pop("targets")),
+        "manifest.json: missing 'targets'",
+    ),
+    (
+        "cuda_in_format_1",
+        _manifest(lambda m: m.update(format_version=1)),
+        "manifest.json: target 'cuda' needs format_version 2 (this is 1)",
+    ),
+    (
+        "format_version_3",
+        _manifest(lambda m: m.update(format_version=3)),
+        "invalid module: manifest.json: format_version 3 is newer than this runtime (2)",
+    ),
+    (
+        "cpu_kernel_in_cuda_module",
+        _kernel(1, kind="builtin", entry="test.add_f32"),
+        "manifest.json: kernels[1]: kind 'builtin' runs on the CPU; every kernel of a cuda "
+        "module is a 'cubin'",
+    ),
+]
+
+# Damages of the standard (cpu, format 1) module that concern the cuda additions.
+CPU_CUDA_CORRUPTIONS: list[tuple[str, Callable[[Path], None], str]] = [
+    (
+        "cubin_in_cpu_module",
+        _cubin_in_cpu_module,
+        "manifest.json: kernels[0]: kind 'cubin' needs a module that targets cuda "
+        "(format_version 2)",
+    ),
+    (
+        "cuda_target_in_format_1",
+        _manifest(lambda m: m.update(targets=["cuda"])),
+        "manifest.json: target 'cuda' needs format_version 2 (this is 1)",
+    ),
 ]

@@ -24,7 +24,11 @@ def _align(n: int) -> int:
 class ModuleBuilder:
     """Collects values, kernels and steps; ``write(dir)`` emits manifest, plan and weights."""
 
-    def __init__(self) -> None:
+    def __init__(self, target: str = "cpu", arch: str = "sm_90") -> None:
+        """``target="cuda"`` writes a format-2 module for the CUDA runtime (values on the
+        device, kernels of kind ``cubin``)."""
+        self.target = target
+        self.arch = arch
         self.values: list[dict[str, Any]] = []
         self.kernels: list[dict[str, Any]] = []
         self.steps: list[dict[str, Any]] = []
@@ -43,7 +47,7 @@ class ModuleBuilder:
                 "dtype": dtype,
                 "shape": list(shape),
                 "storage": storage,
-                "device": "cpu",
+                "device": self.target,
                 **kw,
             }
         )
@@ -89,6 +93,34 @@ class ModuleBuilder:
         )
         return kid
 
+    def cubin_kernel(
+        self,
+        name: str,
+        entry: str,
+        cubin: bytes,
+        params: Sequence[str],
+        *,
+        num_warps: int = 4,
+        shared: int = 0,
+    ) -> int:
+        """A kernel of kind ``cubin``: ``cubin`` is written to kernels/<id>.cubin."""
+        kid = len(self.kernels)
+        file = f"kernels/{kid}.cubin"
+        self.extra_files[file] = cubin
+        self.kernels.append(
+            {
+                "id": kid,
+                "name": name,
+                "backend": "test",
+                "kind": "cubin",
+                "file": file,
+                "entry": entry,
+                "version": 1,
+                "launch": {"num_warps": num_warps, "shared": shared, "params": list(params)},
+            }
+        )
+        return kid
+
     def step(
         self,
         kernel: int,
@@ -99,18 +131,23 @@ class ModuleBuilder:
         fparams: Sequence[float] = (),
         node: str = "",
         workspace: int = 0,
+        grid: Sequence[int] | None = None,
+        args: Sequence[dict[str, Any]] | None = None,
     ) -> None:
-        self.steps.append(
-            {
-                "kernel": kernel,
-                "node": node or f"node{len(self.steps)}",
-                "inputs": list(inputs),
-                "outputs": list(outputs),
-                "iparams": list(iparams),
-                "fparams": list(fparams),
-                "workspace": workspace,
-            }
-        )
+        step: dict[str, Any] = {
+            "kernel": kernel,
+            "node": node or f"node{len(self.steps)}",
+            "inputs": list(inputs),
+            "outputs": list(outputs),
+            "iparams": list(iparams),
+            "fparams": list(fparams),
+            "workspace": workspace,
+        }
+        if grid is not None:
+            step["grid"] = list(grid)
+        if args is not None:
+            step["args"] = [dict(a) for a in args]
+        self.steps.append(step)
 
     def plan(self) -> dict[str, Any]:
         return {
@@ -121,12 +158,14 @@ class ModuleBuilder:
         }
 
     def manifest(self) -> dict[str, Any]:
+        cuda = self.target == "cuda"
         return {
             "format": "onnx-deploy-module",
-            "format_version": 1,
+            "format_version": 2 if cuda else 1,
             "producer": {"name": "tests.runtime.module_builder", "version": "0.1.0"},
             "source_model_sha256": "0" * 64,
-            "targets": ["cpu"],
+            "targets": [self.target],
+            **({"cuda": {"arch": self.arch}} if cuda else {}),
             "inputs": self.inputs,
             "outputs": self.outputs,
             "kernels": self.kernels,

@@ -10,15 +10,23 @@ import pytest
 
 from optimizer import runtime
 from optimizer.runtime import ModuleError
-from tests.runtime.corruptions import CORRUPTIONS
+from tests.runtime.corruptions import CORRUPTIONS, CPU_CUDA_CORRUPTIONS, CUDA_CORRUPTIONS
+from tests.runtime.cuda_modules import cuda_standard_module
 from tests.runtime.module_builder import ModuleBuilder, refresh_files, standard_module
 
-IDS = [c[0] for c in CORRUPTIONS]
+# (module factory, damage, expected error) for the cpu module and the cuda module (format 2).
+CASES = [
+    pytest.param(standard_module, damage, message, id=name)
+    for name, damage, message in CORRUPTIONS + CPU_CUDA_CORRUPTIONS
+] + [
+    pytest.param(cuda_standard_module, damage, message, id=f"cuda-{name}")
+    for name, damage, message in CUDA_CORRUPTIONS
+]
 
 
-@pytest.mark.parametrize(("name", "damage", "message"), CORRUPTIONS, ids=IDS)
-def test_python_error(tmp_path, name, damage, message):
-    directory = standard_module(tmp_path / "m")
+@pytest.mark.parametrize(("make", "damage", "message"), CASES)
+def test_python_error(tmp_path, make, damage, message):
+    directory = make(tmp_path / "m")
     damage(directory)
     with pytest.raises(ModuleError) as info:
         runtime.load(directory)
@@ -27,9 +35,9 @@ def test_python_error(tmp_path, name, damage, message):
     assert "\n" not in text
 
 
-@pytest.mark.parametrize(("name", "damage", "message"), CORRUPTIONS, ids=IDS)
-def test_runner_error(tmp_path, name, damage, message):
-    directory = standard_module(tmp_path / "m")
+@pytest.mark.parametrize(("make", "damage", "message"), CASES)
+def test_runner_error(tmp_path, make, damage, message):
+    directory = make(tmp_path / "m")
     damage(directory)
     proc = subprocess.run(
         [runtime.runner_path(), str(directory), "--iterations", "1"],

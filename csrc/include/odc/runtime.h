@@ -21,7 +21,7 @@ extern "C" {
 #endif
 
 #define ODC_MODULE_FORMAT_NAME "onnx-deploy-module"
-#define ODC_MODULE_FORMAT_VERSION 1
+#define ODC_MODULE_FORMAT_VERSION 2
 
 typedef struct odc_module odc_module;
 
@@ -30,6 +30,10 @@ typedef struct odc_module odc_module;
 /* Skip the SHA-256 check of the module's files (sizes are still checked). Faster loads of
  * trusted modules; a damaged file is then caught only by the structural checks. */
 #define ODC_LOAD_SKIP_CHECKSUMS 1u
+/* CUDA modules: launch every step on each run instead of capturing the plan into a CUDA graph
+ * on the first run and replaying it (for debugging; the environment variable
+ * ODC_CUDA_GRAPHS=0 does the same). */
+#define ODC_LOAD_NO_CUDA_GRAPHS 2u
 
 /* A signature entry (an input or output of the module). Pointers stay valid until the module
  * is freed. */
@@ -83,7 +87,14 @@ int32_t odc_module_num_threads(const odc_module* module); /* -1 on error */
 
 /* Runs the plan once. `inputs` / `outputs` are in signature order, one per entry, CPU,
  * C-contiguous (strides NULL or contiguous), dtype and shape equal to the signature; outputs
- * are written in place. */
+ * are written in place.
+ *
+ * A module that targets cuda also takes tensors with device_type ODC_DEVICE_CUDA (device
+ * pointers of the module's device, 0): they are copied device-to-device into (inputs) or out of
+ * (outputs) the module's staging buffers, with no host round trip. The copies are ordered on the
+ * module's stream (odc_module_cuda_stream): data the caller produced on another stream must be
+ * complete, or that stream made to wait, before the call. The call returns once the outputs
+ * are written (the module's stream is synchronized). */
 int32_t odc_module_run(odc_module* module, const odc_tensor* inputs, int32_t num_inputs,
                        const odc_tensor* outputs, int32_t num_outputs);
 
@@ -92,6 +103,19 @@ int32_t odc_module_run(odc_module* module, const odc_tensor* inputs, int32_t num
 int32_t odc_module_profile(odc_module* module, const odc_tensor* inputs, int32_t num_inputs,
                            const odc_tensor* outputs, int32_t num_outputs,
                            double* step_seconds, int32_t num_steps);
+
+/* The device a module runs on: ODC_DEVICE_CPU or ODC_DEVICE_CUDA; -1 on error. */
+int32_t odc_module_device_type(const odc_module* module);
+
+/* CUDA modules: the CUstream every run is ordered on (stored in *stream; NULL for a CPU
+ * module). For DLPack producers: pass it as the consumer stream. */
+int32_t odc_module_cuda_stream(const odc_module* module, void** stream);
+
+/* CUDA modules: device memory in the module's context (at least `nbytes`, 256-byte aligned),
+ * e.g. for outputs kept on the device; free it with odc_module_cuda_free before freeing the
+ * module. */
+int32_t odc_module_cuda_alloc(odc_module* module, int64_t nbytes, void** pointer);
+int32_t odc_module_cuda_free(odc_module* module, void* pointer);
 
 #ifdef __cplusplus
 }
