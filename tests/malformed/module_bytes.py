@@ -1,4 +1,11 @@
-"""Byte damage: truncations at many offsets and random flips / insertions, per module file."""
+"""Byte damage: truncations at many offsets and random flips / insertions, per module file.
+
+Every damaged file is tried as it is (the manifest's size or sha256 must catch it) and, where
+the runtime reads the content, with the manifest updated to match (hostile content: the loader's
+own checks must catch it). Not tried: a kernel .so whose machine code is flipped and whose hash
+is updated, or checked with --no-verify: the runtime runs that code and must trust it (a
+truncated one is caught: its ELF segments are checked against the file size before dlopen).
+"""
 
 from __future__ import annotations
 
