@@ -106,6 +106,11 @@ class Session:
         return self.sess.run(None, {k: v for k, v in feeds.items() if k in names})
 
 
+# Largest random input the check makes (elements): a declared dimension of 2**40 is legal ONNX
+# but cannot be allocated; refuse it with a message instead of a MemoryError.
+_MAX_RANDOM_ELEMENTS = 1 << 28
+
+
 def random_feeds(
     session: Session,
     shapes: Mapping[str, Sequence[int]],
@@ -125,6 +130,14 @@ def random_feeds(
         if dims is None:
             dims = [d if isinstance(d, int) and d > 0 else default_dim for d in inp.shape]
         dims = list(dims)
+        numel = 1
+        for d in dims:
+            numel *= int(d)
+        if numel > _MAX_RANDOM_ELEMENTS:
+            raise UsageError(
+                f"input '{inp.name}' has shape {dims} ({numel} elements): too large to make random "
+                "data for the check; pin a smaller shape with --input-shape NAME:DIMS or use --no-check"
+            )
         if np.issubdtype(dtype, np.floating):
             if distribution == "uniform":
                 data = rng.uniform(-1.0, 1.0, dims)

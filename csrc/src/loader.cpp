@@ -2,6 +2,7 @@
 // and version first, then each section by name), each failure one line naming what and where.
 // A hostile module must give an error here, never a crash later in the executor.
 #include <dlfcn.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -225,6 +226,45 @@ const char* storage_name(Storage storage) {
   return "?";
 }
 
+// dlopen maps a library's segments without comparing them to the file's size: a truncated
+// library crashes the process (SIGBUS) inside dlopen. So check the ELF program headers first;
+// returns "" when they fit in the file, or what is wrong. Anything that is not a 64-bit ELF
+// file is left to dlopen, which refuses it with a message.
+std::string elf_segments_problem(const std::string& file) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return std::string("cannot open: ") + std::strerror(errno);
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  struct stat info;
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) return "not a regular file";
+  const uint64_t size = uint64_t(info.st_size);
+  Elf64_Ehdr header;
+  if (size < sizeof(header) || ::pread(fd, &header, sizeof(header), 0) != ssize_t(sizeof(header)) ||
+      std::memcmp(header.e_ident, ELFMAG, SELFMAG) != 0 || header.e_ident[EI_CLASS] != ELFCLASS64) {
+    return "";
+  }
+  if (header.e_phentsize != sizeof(Elf64_Phdr) || header.e_phnum == 0 || header.e_phnum > 1024 ||
+      header.e_phoff > size || uint64_t(header.e_phnum) * sizeof(Elf64_Phdr) > size - header.e_phoff) {
+    return "ELF program header table is damaged or past the end of the file";
+  }
+  std::vector<Elf64_Phdr> segments(header.e_phnum);
+  const ssize_t want = ssize_t(segments.size() * sizeof(Elf64_Phdr));
+  if (::pread(fd, segments.data(), size_t(want), off_t(header.e_phoff)) != want) {
+    return "cannot read the ELF program headers";
+  }
+  for (size_t i = 0; i < segments.size(); ++i) {
+    const Elf64_Phdr& p = segments[i];
+    if (p.p_filesz > 0 && (p.p_offset > size || p.p_filesz > size - p.p_offset)) {
+      return "ELF segment " + std::to_string(i) + " (offset " + std::to_string(p.p_offset) +
+             " + size " + std::to_string(p.p_filesz) + ") is past the end of the file (" +
+             std::to_string(size) + " bytes; truncated?)";
+    }
+  }
+  return "";
+}
+
 struct FileEntry {
   int64_t size = 0;
   std::string sha256;
@@ -259,6 +299,11 @@ class Loader {
       throw Error("cannot open module " + show(dir_) + ": " + std::strerror(errno));
     }
     if (!S_ISDIR(info.st_mode)) throw Error("cannot open module " + show(dir_) + ": not a directory");
+    if (char* resolved = ::realpath(dir_.c_str(), nullptr)) {
+      root_ = std::string(resolved) + "/";
+      std::free(resolved);
+    }
+    check_inside("manifest.json");
     std::vector<uint8_t> manifest_bytes;
     try {
       manifest_bytes = read_file(path("manifest.json"), "manifest.json", kMaxJsonBytes);
@@ -289,6 +334,19 @@ class Loader {
 
  private:
   std::string path(const std::string& relative) const { return dir_ + "/" + relative; }
+
+  // A file of the module must not be a symlink to something outside the module directory
+  // (a missing or unreadable file is left to the open that follows, which names it).
+  void check_inside(const std::string& relative) const {
+    if (root_.empty()) return;
+    char* resolved = ::realpath(path(relative).c_str(), nullptr);
+    if (resolved == nullptr) return;
+    const std::string target(resolved);
+    std::free(resolved);
+    if (target.compare(0, root_.size(), root_) != 0) {
+      throw invalid(relative + ": a symlink to " + show(target) + ", outside the module");
+    }
+  }
 
   void check_manifest_header(const json& manifest) {
     expect_object(manifest, "manifest.json");
@@ -510,7 +568,9 @@ class Loader {
   // Sizes and SHA-256 of every listed file; keeps plan.json's bytes and maps weights.bin.
   void verify_files() {
     for (const auto& [name, entry] : files_) {
-      int fd = ::open(path(name).c_str(), O_RDONLY | O_CLOEXEC);
+      check_inside(name);
+      // O_NONBLOCK: a FIFO must not block the open (fstat below refuses it).
+      int fd = ::open(path(name).c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
       if (fd < 0) {
         if (errno == ENOENT) throw invalid(name + ": missing file");
         throw invalid(name + ": cannot open: " + std::strerror(errno));
@@ -882,6 +942,8 @@ class Loader {
       } else if (kernel.kind == "cubin") {
         continue;  // loaded by the driver in prepare_cuda(), after every check here
       } else if (kernel.kind == "shared_library") {
+        const std::string problem = elf_segments_problem(path(kernel.file));
+        if (!problem.empty()) throw invalid(where + ": cannot load " + kernel.file + ": " + problem);
         void* handle = ::dlopen(path(kernel.file).c_str(), RTLD_NOW | RTLD_LOCAL);
         if (handle == nullptr) {
           const char* message = ::dlerror();
@@ -922,6 +984,7 @@ class Loader {
   }
 
   std::string dir_;
+  std::string root_;  // the module directory's real path, with a trailing '/'
   bool verify_;
   uint32_t flags_;
   std::unique_ptr<Module> module_;

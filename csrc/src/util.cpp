@@ -97,7 +97,9 @@ std::string one_line(std::string text) {
 
 std::vector<uint8_t> read_file(const std::string& path, const std::string& label,
                                int64_t max_size) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (fstat below refuses it); no effect
+  // on the reads of a regular file.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     if (errno == ENOENT) throw Error(label + ": missing file");
     throw Error(label + ": cannot open: " + std::strerror(errno));

@@ -111,7 +111,7 @@ ODC_DEFINE_KERNEL(eltwise_program_f32) {
   const int64_t* ip = a->iparams;
   const int64_t nregs = ip[0], ninstr = ip[1], result = ip[2];
   if (nregs < 1 || nregs > kMaxRegs) return e.fail("num_regs %lld not in 1..%d", (long long)nregs, kMaxRegs);
-  if (ninstr < 1 || 3 + 4 * ninstr != a->num_iparams)
+  if (ninstr < 1 || ninstr > (a->num_iparams - 3) / 4 || 3 + 4 * ninstr != a->num_iparams)
     return e.fail("num_instr %lld does not match %d iparams (3 + 4 per instruction)",
                   (long long)ninstr, a->num_iparams);
   if (result < 0 || result >= nregs) return e.fail("result_reg %lld out of range", (long long)result);

@@ -170,7 +170,9 @@ class Model:
         nodes = 0
         for g in iter_graphs(self.graph):
             nodes += len(g.nodes)
-            weights += sum(t.values.nbytes for t in g.tensors().values() if isinstance(t, gs.Constant))
+            weights += sum(
+                t.values.nbytes for t in g.tensors().values() if isinstance(t, gs.Constant)
+            )
             for node in g.nodes:
                 value = node.attrs.get("value")
                 if isinstance(value, gs.Constant):
@@ -202,14 +204,17 @@ def load(path: str | os.PathLike[str], check: bool = True) -> Model:
     if not proto.HasField("graph") or proto.ir_version <= 0 or not proto.opset_import:
         raise ModelLoadError(f"{path}: not an ONNX model (no graph, IR version or opset import)")
     _check_strings(proto, path)
+    _check_structure(proto, path)
     external = _uses_external_data(proto)
     if external:
+        _check_external_locations(proto, path)
         try:
             onnx.load_external_data_for_model(proto, str(path.parent))
         except (OSError, ValueError, onnx.checker.ValidationError) as exc:
             raise ModelLoadError(
                 f"{path}: cannot load external weights: {_first_line(exc)}"
             ) from None
+    _check_tensor_sizes(proto, path)
     if check:
         if external or _approx_size(proto) > _PROTO_LIMIT // 2:
             # Check the file itself: checking a big proto in memory would need a copy.
@@ -228,7 +233,13 @@ def load(path: str | os.PathLike[str], check: bool = True) -> Model:
 def _check_strings(proto: onnx.ModelProto, path: Path) -> None:
     """Names and op types must be valid UTF-8 (a flipped byte can make them undecodable,
     which the checker does not notice but writing the model back would)."""
+    for prop in proto.metadata_props:
+        _utf8(prop.key, f"{path}: metadata_props key", path)
+        _utf8(prop.value, f"{path}: metadata_props value", path)
+    for text in (proto.producer_name, proto.producer_version, proto.domain, proto.doc_string):
+        _utf8(text, f"{path}: model header", path)
     for g in iter_graph_protos(proto.graph):
+        _utf8(g.name, f"{path}: graph name", path)
         for kind, items in (
             ("value", [*g.input, *g.output, *g.value_info]),
             ("initializer", g.initializer),
@@ -240,6 +251,117 @@ def _check_strings(proto: onnx.ModelProto, path: Path) -> None:
                 _utf8(text, f"{path}: node {i} ({node.op_type!r})", path)
             for attr in node.attribute:
                 _utf8(attr.name, f"{path}: node {i} attribute name", path)
+
+
+def _check_structure(proto: onnx.ModelProto, path: Path) -> None:
+    """What the ONNX checker lets through but no runtime can use: a main graph without
+    outputs, a graph input or output listed twice, a negative dimension in a declared shape."""
+    graph = proto.graph
+    if not graph.output:
+        raise InvalidModelError(f"{path}: invalid graph: the graph has no outputs")
+    for kind, items in (("input", graph.input), ("output", graph.output)):
+        seen: set[str] = set()
+        for item in items:
+            if item.name in seen:
+                raise InvalidModelError(
+                    f"{path}: invalid graph: graph {kind} '{item.name}' is listed twice"
+                )
+            seen.add(item.name)
+            tensor_type = item.type.tensor_type
+            if item.type.HasField("tensor_type") and tensor_type.HasField("elem_type"):
+                elem = tensor_type.elem_type
+                if elem == 0 or elem not in onnx.TensorProto.DataType.values():
+                    raise InvalidModelError(
+                        f"{path}: invalid graph: graph {kind} '{item.name}' has "
+                        f"{'an undefined' if elem == 0 else f'an unknown ({elem})'} element type"
+                    )
+    for g in iter_graph_protos(graph):
+        for item in (*g.input, *g.output, *g.value_info):
+            if not item.type.HasField("tensor_type"):
+                continue
+            for axis, dim in enumerate(item.type.tensor_type.shape.dim):
+                if dim.HasField("dim_value") and dim.dim_value < 0:
+                    raise InvalidModelError(
+                        f"{path}: invalid graph: '{item.name}' has dimension {dim.dim_value} "
+                        f"at axis {axis} (dimensions must be >= 0)"
+                    )
+
+
+def _check_external_locations(proto: onnx.ModelProto, path: Path) -> None:
+    """External weights must name a file inside the model's directory."""
+    for tensor in _iter_tensors(proto.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        where = f"{path}: tensor '{tensor.name}': external data location {location!r}"
+        if not location or "\0" in location:
+            raise ModelLoadError(f"{where} is empty or not a file name")
+        parts = Path(location).parts
+        if Path(location).is_absolute() or ".." in parts:
+            raise ModelLoadError(f"{where} points outside the model's directory")
+
+
+# Bytes per element of the fixed-size ONNX element types; 4-bit types pack two per byte.
+_PACKED_4BIT = {"INT4", "UINT4", "FLOAT4E2M1"}
+
+
+def _check_tensor_sizes(proto: onnx.ModelProto, path: Path) -> None:
+    """Every stored tensor (initializers, Constant values) must hold exactly the elements its
+    dims and data type say: a short or long raw_data, a typed field with the wrong count, a
+    negative dimension or an unknown data type would otherwise surface deep in a pass."""
+    for tensor in _iter_tensors(proto.graph):
+        where = f"{path}: invalid graph: tensor '{tensor.name}'"
+        if any(d < 0 for d in tensor.dims):
+            raise InvalidModelError(f"{where} has a negative dimension {list(tensor.dims)}")
+        numel = 1
+        for d in tensor.dims:
+            numel *= d
+        try:
+            type_name = onnx.TensorProto.DataType.Name(tensor.data_type)
+        except ValueError:
+            raise InvalidModelError(f"{where}: unknown data type {tensor.data_type}") from None
+        if type_name == "UNDEFINED":
+            raise InvalidModelError(f"{where}: data type is UNDEFINED")
+        if tensor.data_location == onnx.TensorProto.EXTERNAL and not tensor.HasField("raw_data"):
+            continue  # checked from the file (large models are checked on disk)
+        if tensor.HasField("raw_data"):
+            if type_name == "STRING":
+                raise InvalidModelError(f"{where}: a STRING tensor cannot use raw_data")
+            if type_name in _PACKED_4BIT:
+                want = (numel + 1) // 2
+            else:
+                want = numel * numpy_dtype(tensor.data_type).itemsize
+            if len(tensor.raw_data) != want:
+                raise InvalidModelError(
+                    f"{where}: raw_data has {len(tensor.raw_data)} bytes, dims {list(tensor.dims)} "
+                    f"of {type_name} need {want}"
+                )
+            continue
+        field_name = _TYPED_FIELD.get(type_name)
+        if field_name is None:
+            continue
+        have = len(getattr(tensor, field_name))
+        want = numel * (2 if type_name.startswith("COMPLEX") else 1)
+        if have != want:
+            raise InvalidModelError(
+                f"{where}: {field_name} has {have} values, dims {list(tensor.dims)} need {want}"
+            )
+
+
+_TYPED_FIELD = {
+    "FLOAT": "float_data",
+    "COMPLEX64": "float_data",
+    "DOUBLE": "double_data",
+    "COMPLEX128": "double_data",
+    "INT64": "int64_data",
+    "UINT32": "uint64_data",
+    "UINT64": "uint64_data",
+    "STRING": "string_data",
+    **{
+        t: "int32_data"
+        for t in ("INT32", "INT16", "INT8", "UINT16", "UINT8", "BOOL", "FLOAT16", "BFLOAT16")
+    },
+}
 
 
 def _utf8(text: str | bytes, where: str, path: Path) -> None:
@@ -273,12 +395,16 @@ def check_model(proto: onnx.ModelProto, where: Path | str = "model") -> None:
 def _run_checker(model: onnx.ModelProto | str, where: Path | str) -> None:
     try:
         onnx.checker.check_model(model, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise InvalidModelError(f"{where}: invalid graph: {_first_line(exc)}") from None
     except UnicodeDecodeError:
         raise ModelLoadError(
             f"{where}: corrupt file: a name or string is not valid UTF-8"
         ) from None
+    except (
+        onnx.checker.ValidationError,
+        onnx.shape_inference.InferenceError,
+        ValueError,  # e.g. "Invalid tensor data type 65." from the C++ checker
+    ) as exc:
+        raise InvalidModelError(f"{where}: invalid graph: {_first_line(exc)}") from None
 
 
 def check_domains(proto: onnx.ModelProto, where: Path | str | None = "model") -> None:

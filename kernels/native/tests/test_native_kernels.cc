@@ -1111,6 +1111,9 @@ void test_program() {
   c.fp = {};
   c.ip = {1, 2, 0, 0, 0, pin(0), pin(0)};
   expect_error("program iparam count", c, "eltwise_program_f32");
+  // a num_instr whose 3 + 4 * num_instr overflows int64 (UBSan caught it in a damaged module)
+  c.ip = {1, int64_t(1) << 62, 0, 0, 0, pin(0), pin(0)};
+  expect_error("program num_instr overflow", c, "eltwise_program_f32");
   c.in = {B.t()};
   c.ip = {1, 1, 0, 0, 0, pin(0), pin(0)};
   expect_error("program broadcast mismatch", c, "eltwise_program_f32");
