@@ -19,8 +19,10 @@ Compiled cubins are cached on disk in ``$ODC_CACHE_DIR/cubins/`` (default
 ``cache_key``: its source and every jit function and global it uses), the signature, the
 constexprs, the launch options, the architecture and the Triton version; entries are written
 atomically (temporary file + rename). Under ``TRITON_INTERPRET=1`` (CI without a GPU)
-``@triton.jit`` returns interpreter objects; they are rebuilt as ``JITFunction`` (with every
-jit function they call) before compiling.
+``@triton.jit`` returns interpreter objects: the cache key is taken from a ``JITFunction``
+rebuilt from them (with every jit function of this package they call), and the compiling is
+done by a worker process started without the interpreter (triton.language's own jit functions
+are interpreter objects too in this process).
 """
 
 from __future__ import annotations
@@ -290,7 +292,10 @@ def _specialization(
     outputs: Sequence[TensorDesc],
 ) -> tuple[dict[str, str], dict[str, Any], dict[tuple[int, ...], list[list[Any]]]]:
     """(signature, constexprs, attrs) for ``ASTSource``, checked against the function."""
-    runtime = launch.signature(inputs, outputs)
+    try:
+        runtime = launch.signature(inputs, outputs)
+    except (IndexError, KeyError, ValueError) as err:
+        raise AOTError(f"{launch.name}: arguments do not fit the step's tensors ({err})") from None
     constexprs = dict(launch.constexprs)
     signature: dict[str, str] = {}
     attrs: dict[tuple[int, ...], list[list[Any]]] = {}
@@ -338,6 +343,21 @@ def _triton_compile(
     options: dict[str, Any],
     arch: int,
 ) -> tuple[bytes, dict[str, Any], str]:
+    """(cubin, metadata, PTX): here, or in the compile worker under the interpreter."""
+    if _interpreting():
+        return _worker().compile(jit_fn, name, signature, constexprs, attrs, options, arch)
+    return _compile_here(jit_fn, name, signature, constexprs, attrs, options, arch)
+
+
+def _compile_here(
+    jit_fn: Any,
+    name: str,
+    signature: dict[str, str],
+    constexprs: dict[str, Any],
+    attrs: dict[tuple[int, ...], list[list[Any]]],
+    options: dict[str, Any],
+    arch: int,
+) -> tuple[bytes, dict[str, Any], str]:
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource, make_backend
@@ -353,12 +373,180 @@ def _triton_compile(
     except Unsupported:
         raise
     except Exception as err:  # CompilationError, MLIR / ptxas failures: name the kernel
-        text = str(err).strip().splitlines()
-        detail = text[-1] if text else type(err).__name__
         raise AOTError(f"{name}: Triton failed to compile {jit_fn.__name__} for sm_{arch}: "
-                       f"{type(err).__name__}: {detail}") from err  # fmt: skip
-    meta = compiled.metadata._asdict()
+                       f"{_error_line(err)}") from err  # fmt: skip
+    full = compiled.metadata._asdict()
+    meta = {k: full.get(k) for k in _META_KEYS if k in full}
     return bytes(compiled.asm["cubin"]), meta, str(compiled.asm["ptx"])
+
+
+_META_KEYS = ("shared", "num_warps", "global_scratch_size", "num_ctas",
+              "launch_cooperative_grid", "launch_pdl")  # fmt: skip
+
+
+def _error_line(err: BaseException) -> str:
+    """``Type: message`` with the message's last line (Triton puts the source excerpt first)."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[-1] if text else ''}".rstrip(": ")
+
+
+# -- the compile worker (under TRITON_INTERPRET=1) -----------------------------------------------
+#
+# Under the interpreter ``@triton.jit`` returns interpreter objects, triton.language's own jit
+# functions (tl.cdiv, tl.sum's combine function...) included, so the code generator cannot run
+# in this process. A worker process without TRITON_INTERPRET imports the kernel's module (by
+# name, or from its file for generated modules) and compiles there; it stays up for the next
+# request and exits with this process.
+
+
+def _interpreting() -> bool:
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        return True
+    try:
+        from triton import knobs
+
+        return bool(knobs.runtime.interpret)
+    except (ImportError, AttributeError):  # pragma: no cover - older Triton
+        return False
+
+
+class _Worker:
+    def __init__(self) -> None:
+        import subprocess
+        import sys
+
+        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+        env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "optimizer.kernels.triton.aot", "--worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env,
+        )  # fmt: skip
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def compile(
+        self,
+        jit_fn: Any,
+        name: str,
+        signature: dict[str, str],
+        constexprs: dict[str, Any],
+        attrs: dict[tuple[int, ...], list[list[Any]]],
+        options: dict[str, Any],
+        arch: int,
+    ) -> tuple[bytes, dict[str, Any], str]:
+        import base64
+
+        fn = jit_fn.fn
+        request = {
+            "module": fn.__module__, "qualname": fn.__qualname__,
+            "file": fn.__code__.co_filename, "name": name, "signature": signature,
+            "constexprs": {k: _encode_const(name, k, v) for k, v in constexprs.items()},
+            "attrs": [[list(k), v] for k, v in attrs.items()], "options": options, "arch": arch,
+        }  # fmt: skip
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except OSError:
+            line = b""
+        if not line:
+            self.log.seek(0)
+            tail = self.log.read().decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+            raise AOTError(f"{name}: the Triton compile worker died ({tail[0]})")
+        reply = json.loads(line)
+        if "error" in reply:
+            cls = Unsupported if reply.get("unsupported") else AOTError
+            raise cls(reply["error"])
+        return base64.b64decode(reply["cubin"]), reply["meta"], reply["ptx"]
+
+    def close(self) -> None:
+        if self.alive():
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=10)
+            except Exception:  # pragma: no cover - a stuck worker
+                self.proc.kill()
+
+
+_WORKER: _Worker | None = None
+
+
+def _worker() -> _Worker:
+    global _WORKER
+    if _WORKER is None or not _WORKER.alive():
+        import atexit
+
+        _WORKER = _Worker()
+        atexit.register(_WORKER.close)
+    return _WORKER
+
+
+def _encode_const(name: str, key: str, value: Any) -> dict[str, Any]:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return {"v": value}
+    from triton import language as tl
+
+    if isinstance(value, tl.dtype):
+        return {"dtype": str(value)}
+    if isinstance(value, tl.constexpr):
+        return _encode_const(name, key, value.value)
+    raise AOTError(f"{name}: constexpr {key}={value!r} ({type(value).__name__}) cannot be sent "
+                   "to the compile worker")  # fmt: skip
+
+
+def _decode_const(d: dict[str, Any]) -> Any:
+    if "dtype" in d:
+        from triton import language as tl
+
+        return tl.dtype(d["dtype"])
+    return d["v"]
+
+
+def _load_kernel(module: str, qualname: str, file: str) -> Any:
+    import importlib
+    import importlib.util
+    import sys
+
+    try:
+        obj: Any = importlib.import_module(module)
+    except ImportError:
+        spec = importlib.util.spec_from_file_location(module, file)
+        if spec is None or spec.loader is None:
+            raise
+        obj = importlib.util.module_from_spec(spec)
+        sys.modules[module] = obj
+        spec.loader.exec_module(obj)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _serve() -> None:  # pragma: no cover - runs in the worker process
+    import base64
+    import sys
+
+    for line in sys.stdin.buffer:
+        req = json.loads(line)
+        try:
+            jit_fn = as_jit_function(_load_kernel(req["module"], req["qualname"], req["file"]))
+            cubin, meta, ptx = _compile_here(
+                jit_fn, req["name"], req["signature"],
+                {k: _decode_const(v) for k, v in req["constexprs"].items()},
+                {tuple(k): v for k, v in req["attrs"]}, req["options"], req["arch"],
+            )  # fmt: skip
+            reply = {"cubin": base64.b64encode(cubin).decode(), "meta": meta, "ptx": ptx}
+        except Unsupported as err:
+            reply = {"error": str(err), "unsupported": True}
+        except AOTError as err:
+            reply = {"error": str(err)}
+        except Exception as err:
+            reply = {"error": f"{req.get('name')}: compile worker: {_error_line(err)}"}
+        sys.stdout.write(json.dumps(reply, default=str) + "\n")
+        sys.stdout.flush()
 
 
 def _ptx_prototype(ptx: str, name: str) -> tuple[str, list[str]]:
@@ -471,3 +659,10 @@ def _cubin(record: dict[str, Any], path: Path, key: str, cached: bool) -> Cubin:
         key=key,
         cached=cached,
     )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    if sys.argv[1:] == ["--worker"]:
+        _serve()
