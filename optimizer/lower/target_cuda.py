@@ -259,7 +259,7 @@ def apply_precision(
         if id(value) in interface or _dtype(value) != "float32":
             continue
         if ir.is_constant(value):
-            value.values = np.asarray(ir.const_value(value)).astype(np_dtype)
+            value.values = _narrow(np.asarray(ir.const_value(value)), np_dtype, value.name)
         else:
             value.dtype = np_dtype
         converted += 1
@@ -300,6 +300,20 @@ def _refit_bits(bits: int, np_dtype: np.dtype) -> int:
 
     value = np.array([bits & 0xFFFFFFFF], dtype=np.uint32).view(np.float32)[0]
     return value_bits(value, np_dtype)
+
+
+def _narrow(array: np.ndarray, np_dtype: np.dtype, name: str) -> np.ndarray:
+    """``array`` in ``np_dtype``, finite values beyond its range saturated (not turned into inf:
+    masks filled with float32's lowest value must stay finite)."""
+    limit = float(np.finfo(np.float16).max) if np_dtype == np.float16 else None
+    if limit is not None:
+        finite = np.isfinite(array)
+        big = finite & (np.abs(array) > limit)
+        if big.any():
+            log.info("constant '%s': %d value(s) beyond float16 saturated to +-%g", name,
+                     int(big.sum()), limit)  # fmt: skip
+            array = np.where(big, np.sign(array) * limit, array)
+    return array.astype(np_dtype)
 
 
 def _numpy_dtype(name: str) -> np.dtype:

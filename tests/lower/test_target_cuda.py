@@ -434,3 +434,17 @@ def test_cubins_run_on_the_gpu(tmp_path: Path, precision: str, tol: float) -> No
     # rounded once more: relative error within 2 ulps of the stored type.
     np.testing.assert_allclose(got["a"], x + C, rtol=tol, atol=tol)
     np.testing.assert_allclose(got["y"], np.maximum(x + C, 0), rtol=tol, atol=tol)
+
+
+def test_fp16_saturates_constants_beyond_its_range(tmp_path: Path) -> None:
+    """A mask filled with float32's lowest value stays finite (-65504), inf stays inf."""
+    c = np.array([-3.4e38, -1e5, 1.5, 7e4, np.inf] + [0.0] * 295, dtype=np.float32)
+    proto = make_model(
+        [helper.make_node("Add", ["x", "c"], ["a"], name="add"),
+         helper.make_node("Relu", ["a"], ["y"], name="relu")],
+        [("x", FLOAT, [2, 300])], [("a", FLOAT, [2, 300]), ("y", FLOAT, [2, 300])], {"c": c},
+    )  # fmt: skip
+    _, plan = _read(_compile(proto, tmp_path / "m", precision="fp16"))
+    v = next(v for v in plan["values"] if v["storage"] == "weights")
+    raw = np.frombuffer((tmp_path / "m" / "weights.bin").read_bytes(), np.float16, 5, v["offset"])
+    np.testing.assert_array_equal(raw, [-65504, -65504, 1.5, 65504, np.inf])
