@@ -14,6 +14,9 @@ native entry, an entry without a Triton twin, or a plan that refuses the step is
 accumulate in fp32); the module's inputs and outputs keep the model's types, converted by
 ``cast`` steps (``kernels/triton/cast.py``) after each float input and before each float output.
 
+View copies (the native ``copy`` entry: Reshape, Flatten, Squeeze...) are dropped once every
+kernel is compiled: their readers take the source buffer's pointer (``elide_views``).
+
 Nothing here needs a GPU: Triton compiles for a named architecture on any machine.
 """
 
@@ -66,12 +69,13 @@ class CudaOptions:
 
 @dataclass
 class CudaLowering:
-    """The schedule (cast steps added) and one cubin binding per step."""
+    """The schedule (cast steps added, view copies dropped) and one cubin binding per step."""
 
     steps: list[FusionGroup]
     bounds: list[Bound]
     compiled: int = 0
     cached: int = 0
+    elided: int = 0
     kernels: dict[str, int] = field(default_factory=dict)
 
 
@@ -182,11 +186,49 @@ def lower_cuda(
             args=aot.step_args(cubin, launch),
         )))  # fmt: skip
     _raise_first(problems)
+    entries = [b.entry for b in bindings]
+    result.steps, result.bounds, result.elided = elide_views(model, steps, result.bounds, entries)
     log.info(
-        "cuda lowering: %d steps, %d cubins compiled, %d from the cache (%s, %s)",
-        len(steps), result.compiled, result.cached, options.arch, options.precision,
+        "cuda lowering: %d steps (%d view copies elided), %d cubins compiled, %d from the cache "
+        "(%s, %s)", len(result.steps), result.elided, result.compiled, result.cached, options.arch,
+        options.precision,
     )  # fmt: skip
     return result
+
+
+def elide_views(
+    model: Model, steps: list[FusionGroup], bounds: list[Bound], entries: list[str]
+) -> tuple[list[FusionGroup], list[Bound], int]:
+    """Drops ``copy`` steps (Reshape, Flatten, Squeeze, Unsqueeze, Identity: same bytes under
+    another shape); their readers read the source value's buffer instead.
+
+    Runs after the kernels are compiled: each reader's launch was planned with the view's shape,
+    so only the pointer changes. A copy that writes a graph output stays (the caller's buffer
+    must be written), and so does one that changes the element type.
+
+    Returns:
+        The remaining steps and bounds, and how many copies were dropped.
+    """
+    outputs = {id(v) for v in model.graph.outputs}
+    alias: dict[int, Value] = {}
+    alias_name: dict[str, str] = {}
+    kept_steps, kept_bounds = [], []
+    for group, bound, entry in zip(steps, bounds, entries):
+        binding = bound.binding
+        group.inputs = [None if v is None else alias.get(id(v), v) for v in group.inputs]
+        group.implicit_inputs = [alias.get(id(v), v) for v in group.implicit_inputs]
+        binding.inputs = [alias_name.get(n, n) if n else n for n in binding.inputs or []]
+        if entry == "copy" and len(binding.inputs) == 1 and len(binding.outputs or []) == 1:
+            src = next((v for v in group.values_read() if v.name == binding.inputs[0]), None)
+            dst = group.values_written()[0] if len(group.values_written()) == 1 else None
+            if (src is not None and dst is not None and id(dst) not in outputs
+                    and _dtype(src) == _dtype(dst)):  # fmt: skip
+                alias[id(dst)] = src
+                alias_name[dst.name] = src.name
+                continue
+        kept_steps.append(group)
+        kept_bounds.append(bound)
+    return kept_steps, kept_bounds, len(steps) - len(kept_steps)
 
 
 # -- precision -----------------------------------------------------------------------------------

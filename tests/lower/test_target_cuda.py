@@ -100,7 +100,8 @@ def _plan_add(inputs, outputs, iparams, fparams) -> TritonLaunch:
 @pytest.fixture(autouse=True)
 def plans(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Only the test twins and the cast plan; one cubin cache for the whole file."""
-    registry = {"unary_f32": _plan_unary, "binary_f32": _plan_add, "cast": cast.plan_cast}
+    registry = {"unary_f32": _plan_unary, "binary_f32": _plan_add, "cast": cast.plan_cast,
+                "copy": cast.plan_cast}  # a same-type cast is a copy  # fmt: skip
     monkeypatch.setattr(launch, "_PLANS", registry)
     cache = tmp_path_factory.getbasetemp() / "odc-cache"
     monkeypatch.setenv("ODC_CACHE_DIR", str(cache))
@@ -448,3 +449,26 @@ def test_fp16_saturates_constants_beyond_its_range(tmp_path: Path) -> None:
     v = next(v for v in plan["values"] if v["storage"] == "weights")
     raw = np.frombuffer((tmp_path / "m" / "weights.bin").read_bytes(), np.float16, 5, v["offset"])
     np.testing.assert_array_equal(raw, [-65504, -65504, 1.5, 65504, np.inf])
+
+
+def test_view_copies_are_elided_and_readers_take_the_source(tmp_path: Path) -> None:
+    """relu -> Reshape -> relu -> Flatten (a graph output: stays) ."""
+    proto = make_model(
+        [helper.make_node("Relu", ["x"], ["r"], name="relu1"),
+         helper.make_node("Reshape", ["r", "shape"], ["v"], name="view"),
+         helper.make_node("Relu", ["v"], ["s"], name="relu2"),
+         helper.make_node("Flatten", ["s"], ["y"], name="flat", axis=0)],
+        [("x", FLOAT, [2, 300])], [("y", FLOAT, [1, 600])],
+        {"shape": np.array([600], np.int64)},
+    )  # fmt: skip
+    manifest, plan = _read(_compile(proto, tmp_path / "m"))
+    names = {k["id"]: k["name"] for k in manifest["kernels"]}
+    assert [(names[s["kernel"]], s["node"]) for s in plan["steps"]] == [
+        ("triton.test_unary", "relu1"),
+        ("triton.test_unary", "relu2"),
+        ("triton.cast", "flat"),
+    ]
+    by_name = {v["name"]: v["id"] for v in plan["values"]}
+    assert "v" not in by_name and "shape" not in by_name
+    assert plan["steps"][1]["inputs"] == [by_name["r"]]
+    assert plan["steps"][1]["args"][2] == {"i32": 600}  # planned for the view's shape
