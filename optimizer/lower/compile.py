@@ -92,6 +92,7 @@ class CompileReport:
     optimize: OptimizeReport | None
     seconds: float
     tactics: list[TacticRecord] = field(default_factory=list)
+    cuda: Any = None  # target cuda: the CudaLowering (launches per step, for emulation)
 
     @property
     def fallback_ops(self) -> list[str]:
@@ -176,7 +177,9 @@ def compile_model(
         assert_plan_valid(plan)
         out = write_module(optimized, plan, [b.binding for b in lowered.bounds], out_dir,
                            ["cuda"], cuda_arch=cuda.arch)  # fmt: skip
-        return _report(out, plan, sched, lowered.bounds, opt_report, start, [])
+        report = _report(out, plan, sched, lowered.bounds, opt_report, start, [])
+        report.cuda = lowered
+        return report
     bounds: list[Bound] = [
         bind_group(optimized.graph, group, opset, allow_fallback=not options.no_fallback)
         for group in sched.steps

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -73,6 +74,7 @@ class CudaLowering:
 
     steps: list[FusionGroup]
     bounds: list[Bound]
+    launches: list[Any] = field(default_factory=list)  # the TritonLaunch of each step
     compiled: int = 0
     cached: int = 0
     elided: int = 0
@@ -169,6 +171,7 @@ def lower_cuda(
         result.compiled += 0 if cubin.cached else 1
         result.cached += 1 if cubin.cached else 0
         result.kernels[launch.name] = result.kernels.get(launch.name, 0) + 1
+        result.launches.append(launch)
         result.bounds.append(Bound(KernelBinding(
             name=launch.name,
             backend="triton",
@@ -187,7 +190,10 @@ def lower_cuda(
         )))  # fmt: skip
     _raise_first(problems)
     entries = [b.entry for b in bindings]
-    result.steps, result.bounds, result.elided = elide_views(model, steps, result.bounds, entries)
+    kept = elide_views(model, steps, list(zip(result.bounds, result.launches)), entries)
+    result.steps, pairs, result.elided = kept
+    result.bounds = [b for b, _ in pairs]
+    result.launches = [launch for _, launch in pairs]
     log.info(
         "cuda lowering: %d steps (%d view copies elided), %d cubins compiled, %d from the cache "
         "(%s, %s)", len(result.steps), result.elided, result.compiled, result.cached, options.arch,
@@ -197,8 +203,8 @@ def lower_cuda(
 
 
 def elide_views(
-    model: Model, steps: list[FusionGroup], bounds: list[Bound], entries: list[str]
-) -> tuple[list[FusionGroup], list[Bound], int]:
+    model: Model, steps: list[FusionGroup], bounds: list[tuple[Bound, Any]], entries: list[str]
+) -> tuple[list[FusionGroup], list[tuple[Bound, Any]], int]:
     """Drops ``copy`` steps (Reshape, Flatten, Squeeze, Unsqueeze, Identity: same bytes under
     another shape); their readers read the source value's buffer instead.
 
@@ -207,14 +213,15 @@ def elide_views(
     must be written), and so does one that changes the element type.
 
     Returns:
-        The remaining steps and bounds, and how many copies were dropped.
+        The remaining steps and ``bounds`` items (a bound with anything riding along), and
+        how many copies were dropped.
     """
     outputs = {id(v) for v in model.graph.outputs}
     alias: dict[int, Value] = {}
     alias_name: dict[str, str] = {}
     kept_steps, kept_bounds = [], []
     for group, bound, entry in zip(steps, bounds, entries):
-        binding = bound.binding
+        binding = bound[0].binding
         group.inputs = [None if v is None else alias.get(id(v), v) for v in group.inputs]
         group.implicit_inputs = [alias.get(id(v), v) for v in group.implicit_inputs]
         binding.inputs = [alias_name.get(n, n) if n else n for n in binding.inputs or []]

@@ -369,6 +369,64 @@ def test_aot_refuses_launches_that_do_not_match_the_kernel(tmp_path: Path) -> No
         aot.compile_launch(missing, ins, outs, "sm_1", directory=tmp_path)
 
 
+# -- on the CPU: the module's plan run through the Triton interpreter -------------------------
+
+
+def emulate_module(module: Path, launches: list, feeds: dict[str, np.ndarray]) -> dict:
+    """Runs a CUDA module's plan on the CPU: one arena (a torch uint8 tensor), every value a
+    view of it / of weights.bin at its offset, each step's launch (``CompileReport.cuda
+    .launches``) through Triton's interpreter. Checks offsets, aliasing (in place, elided
+    views), casts and arguments without a GPU; the kernels are the launches, not the cubins."""
+    import torch
+
+    manifest, plan = _read(module)
+    assert len(launches) == len(plan["steps"])
+    tdt = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
+           "int64": torch.int64, "int32": torch.int32, "bool": torch.bool, "uint8": torch.uint8}  # fmt: skip
+    arena = torch.zeros(max(plan["arena_size"], 1), dtype=torch.uint8)
+    weights = torch.from_numpy(np.fromfile(module / "weights.bin", dtype=np.uint8))
+    work = torch.zeros(max([s["workspace"] for s in plan["steps"]] + [1]), dtype=torch.uint8)
+    tensors = {}
+    for v in plan["values"]:
+        if v["storage"] in ("arena", "weights"):
+            base = arena if v["storage"] == "arena" else weights
+            raw = base[v["offset"] : v["offset"] + v["nbytes"]]
+            tensors[v["id"]] = raw.view(tdt[v["dtype"]]).view(v["shape"])
+        else:
+            tensors[v["id"]] = torch.zeros(v["shape"], dtype=tdt[v["dtype"]])
+    for sig in manifest["inputs"]:
+        tensors[sig["value"]].copy_(torch.from_numpy(np.ascontiguousarray(feeds[sig["name"]])))
+    for step, launch_ in zip(plan["steps"], launches):
+        ins = [None if i == -1 else tensors[i] for i in step["inputs"]]
+        outs = [tensors[i] for i in step["outputs"]]
+        launch.launch_torch(launch_, ins, outs, work)
+    return {s["name"]: tensors[s["value"]].float().numpy() for s in manifest["outputs"]}
+
+
+@pytest.mark.parametrize("precision,tol", [("fp32", 1e-6), ("fp16", 2e-3), ("bf16", 2e-2)])
+def test_the_plan_computes_the_model_on_the_interpreter(
+    tmp_path: Path, precision: str, tol: float
+) -> None:
+    """a = x + c; y = relu(reshape(a)) (a view elided); z = relu(a): casts, views, arena."""
+    proto = make_model(
+        [helper.make_node("Add", ["x", "c"], ["a"], name="add"),
+         helper.make_node("Reshape", ["a", "shape"], ["v"], name="view"),
+         helper.make_node("Relu", ["v"], ["y"], name="relu"),
+         helper.make_node("Relu", ["a"], ["z"], name="relu_a")],
+        [("x", FLOAT, [2, 300])], [("y", FLOAT, [600]), ("z", FLOAT, [2, 300])],
+        {"c": C, "shape": np.array([600], np.int64)},
+    )  # fmt: skip
+    model = ir.Model.from_proto(onnx.ModelProto.FromString(proto.SerializeToString()))
+    options = CompileOptions(OptimizeOptions(check=False), target="cuda", precision=precision)
+    report = compile_model(model, tmp_path / "m", options)
+    assert report.cuda.elided == 1
+    x = np.random.default_rng(1).standard_normal((2, 300)).astype(np.float32)
+    got = emulate_module(tmp_path / "m", report.cuda.launches, {"x": x})
+    want = np.maximum(x + C, 0)
+    np.testing.assert_allclose(got["y"], want.reshape(-1), rtol=tol, atol=tol)
+    np.testing.assert_allclose(got["z"], want, rtol=tol, atol=tol)
+
+
 # -- on the GPU: the cubins run with the recorded launch metadata ------------------------------
 
 
