@@ -41,6 +41,26 @@ def _parser() -> argparse.ArgumentParser:
         help="compile: refuse reference (Python) kernels; fail naming each unsupported node",
     )
     p.add_argument(
+        "--target",
+        default=None,
+        metavar="TARGET",
+        help="compile: where the module runs: cpu (default) or cuda (Triton kernels compiled "
+        "ahead of time into cubins; no GPU needed to compile)",
+    )
+    p.add_argument(
+        "--arch",
+        default=None,
+        metavar="SM",
+        help="compile --target cuda: GPU architecture the cubins are built for (default sm_90)",
+    )
+    p.add_argument(
+        "--precision",
+        default=None,
+        metavar="P",
+        help="compile --target cuda: storage of float weights and activations: fp32 (default), "
+        "fp16 or bf16 (fp32 accumulation; inputs and outputs keep the model's types)",
+    )
+    p.add_argument(
         "--tune",
         action="store_true",
         help="compile: time the native kernels that can run each conv group on the real shapes "
@@ -186,6 +206,7 @@ def _run(args: argparse.Namespace) -> int:
         explain=set(args.explain),
         verify=args.verify_each or args.debug,
     )
+    target, arch, precision = _target_flags(args)
     progress = _progress(enabled=not (args.quiet or args.json) and sys.stderr.isatty())
     if is_module_output(args.output):
         try:
@@ -197,6 +218,9 @@ def _run(args: argparse.Namespace) -> int:
                 progress=progress,
                 tune=args.tune,
                 tune_threads=args.tune_threads,
+                target=target,
+                arch=arch,
+                precision=precision,
             )
         finally:
             progress.close()
@@ -209,6 +233,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--no-fallback applies to compiled modules only (-o DIR/)")
     if args.tune or args.tune_threads:
         raise UsageError("--tune applies to compiled modules only (-o DIR/)")
+    if args.target is not None:
+        raise UsageError("--target applies to compiled modules only (-o DIR/)")
     try:
         report = optimize_file(args.model, args.output, options, progress=progress)
     finally:
@@ -218,6 +244,38 @@ def _run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(format_report(report, verbose=args.verbose))
     return 0
+
+
+def _target_flags(args: argparse.Namespace) -> tuple[str, str, str]:
+    """(target, arch, precision), each checked, with one-line errors."""
+    from optimizer.lower.target_cuda import PRECISIONS, TARGETS
+
+    target = args.target or "cpu"
+    if target not in TARGETS:
+        raise UsageError(f"--target {target}: unknown target (use {' or '.join(TARGETS)})")
+    if target != "cuda":
+        for flag, value in (("--arch", args.arch), ("--precision", args.precision)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to --target cuda only")
+        return target, "sm_90", "fp32"
+    from optimizer.kernels.triton.aot import ARCHS
+
+    arch = args.arch or "sm_90"
+    if arch not in ARCHS:
+        raise UsageError(
+            f"--arch {arch}: unknown CUDA architecture (use one of {', '.join(ARCHS)})"
+        )
+    precision = args.precision or "fp32"
+    if precision not in PRECISIONS:
+        raise UsageError(
+            f"--precision {precision}: unknown precision (use one of {', '.join(PRECISIONS)})"
+        )
+    if args.tune or args.tune_threads:
+        raise UsageError(
+            "--tune times CPU kernels; it does not apply to --target cuda yet (Triton kernels "
+            "use each plan's default configuration)"
+        )
+    return target, arch, precision
 
 
 def _load_inputs(specs: Sequence[str]) -> list[dict[str, np.ndarray]]:

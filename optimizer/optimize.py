@@ -222,6 +222,9 @@ def compile_to_module(
     progress: Callable[[str], None] | None = None,
     tune: bool = False,
     tune_threads: int | None = None,
+    target: str = "cpu",
+    arch: str = "sm_90",
+    precision: str = "fp32",
 ):  # -> optimizer.lower.compile.CompileReport (imported lazily: lowering imports this module)
     """Loads ``src``, optimizes it (``options``) and compiles it into the module ``out_dir``.
 
@@ -229,7 +232,9 @@ def compile_to_module(
         UnsupportedModelError: a symbolic input dimension left unpinned (``--input-shape``).
         UnsupportedOpError: with ``no_fallback``, a node without a native kernel.
 
-    ``tune`` / ``tune_threads``: tactic selection (``CompileOptions``).
+    ``tune`` / ``tune_threads``: tactic selection; ``target`` / ``arch`` / ``precision``: the
+    target (``cpu`` or ``cuda``) and, for CUDA, the architecture and float storage type
+    (``CompileOptions``).
     """
     from optimizer.lower.compile import CompileOptions, compile_model
 
@@ -242,6 +247,9 @@ def compile_to_module(
         no_fallback=no_fallback,
         tune=tune,
         tune_threads=tune_threads,
+        target=target,
+        arch=arch,
+        precision=precision,
     )
     return compile_model(model, Path(out_dir), compile_options, progress)
 

@@ -4,6 +4,9 @@
 schedule -> bind a kernel to every group (native, else the reference fallback, which warns) ->
 plan memory (checked independently) -> ``write_module``. Returns a :class:`CompileReport`
 (peak arena, kernel table, fallbacks).
+
+``target="cuda"``: the bound groups are lowered to Triton cubins (``target_cuda.py``; no
+fallback, no CPU tactics) and the module is written in format version 2.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from optimizer import ir
-from optimizer.errors import UnsupportedModelError
+from optimizer.errors import UnsupportedModelError, UsageError
 from optimizer.ir import Model
+from optimizer.kernels.registry import UnsupportedOpError
 from optimizer.lower.bind import Bound, bind_group, prepack_weights
 from optimizer.lower.memory import plan_memory
 from optimizer.lower.partition import partition
@@ -27,7 +31,7 @@ from optimizer.lower.schedule import Schedule, schedule
 from optimizer.lower.static_shapes import _unpinned_input_message, require_static_shapes
 from optimizer.lower.tactics import TacticRecord, TimingCache, Tuner, default_threads
 from optimizer.lower.verify_plan import assert_plan_valid
-from optimizer.module.writer import write_module
+from optimizer.module.writer import KernelBinding, write_module
 from optimizer.optimize import OptimizeOptions, OptimizeReport, optimize_model
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,10 @@ class CompileOptions:
         tune_threads: Threads candidates are timed with (None: ``$ODC_TUNE_THREADS`` or the
             CPU count, the runtime's default).
         tactic_cache: Use the timing cache (``$ODC_CACHE_DIR/tactics.json``).
+        arch: ``target="cuda"``: the architecture cubins are built for.
+        precision: ``target="cuda"``: ``fp32``, ``fp16`` or ``bf16`` storage of float tensors.
+        allow_tf32: ``target="cuda"``: fp32 dots may use TF32.
+        kernel_cache: ``target="cuda"``: use the cubin cache (``$ODC_CACHE_DIR/cubins``).
     """
 
     optimize: OptimizeOptions = field(default_factory=lambda: OptimizeOptions(check=False))
@@ -55,6 +63,10 @@ class CompileOptions:
     tune: bool = False
     tune_threads: int | None = None
     tactic_cache: bool = True
+    arch: str = "sm_90"
+    precision: str = "fp32"
+    allow_tf32: bool = False
+    kernel_cache: bool = True
 
 
 @dataclass
@@ -80,6 +92,7 @@ class CompileReport:
     optimize: OptimizeReport | None
     seconds: float
     tactics: list[TacticRecord] = field(default_factory=list)
+    cuda: Any = None  # target cuda: the CudaLowering (launches per step, for emulation)
 
     @property
     def fallback_ops(self) -> list[str]:
@@ -143,6 +156,7 @@ def compile_model(
     """
     options = options or CompileOptions()
     start = time.perf_counter()
+    cuda = _cuda_options(options)
     pinned = model.copy()
     if options.optimize.input_shapes:
         ir.pin_input_shapes(pinned, options.optimize.input_shapes)
@@ -153,6 +167,19 @@ def compile_model(
     ir.toposort(optimized.graph)
     sched = schedule(optimized, partition(optimized))
     opset = optimized.opset
+    if cuda is not None:
+        from optimizer.lower.target_cuda import lower_cuda
+
+        bounds = [_bind_for_cuda(optimized.graph, group, opset) for group in sched.steps]
+        lowered = lower_cuda(optimized, sched.steps, bounds, cuda)
+        sched = Schedule(optimized, lowered.steps)
+        plan = plan_memory(sched)
+        assert_plan_valid(plan)
+        out = write_module(optimized, plan, [b.binding for b in lowered.bounds], out_dir,
+                           ["cuda"], cuda_arch=cuda.arch)  # fmt: skip
+        report = _report(out, plan, sched, lowered.bounds, opt_report, start, [])
+        report.cuda = lowered
+        return report
     bounds: list[Bound] = [
         bind_group(optimized.graph, group, opset, allow_fallback=not options.no_fallback)
         for group in sched.steps
@@ -174,7 +201,12 @@ def compile_model(
     plan = plan_memory(sched, views=views)
     assert_plan_valid(plan)
     out = write_module(optimized, plan, [b.binding for b in bounds], out_dir, [options.target])
+    return _report(out, plan, sched, bounds, opt_report, start, tuner.records)
 
+
+def _report(out: Path, plan: Any, sched: Schedule, bounds: list[Bound],
+            opt_report: OptimizeReport | None, start: float,
+            tactics: list[TacticRecord]) -> CompileReport:  # fmt: skip
     rows, fallbacks = [], []
     for index, (group, bound) in enumerate(zip(sched.steps, bounds)):
         rows.append(KernelRow(index, group.name, group.pattern, bound.binding.name, bound.fallback))
@@ -197,10 +229,40 @@ def compile_model(
         fallbacks=fallbacks,
         optimize=opt_report,
         seconds=time.perf_counter() - start,
-        tactics=tuner.records,
+        tactics=tactics,
     )
     log.info("%s", report.format())
     return report
+
+
+def _cuda_options(options: CompileOptions) -> Any:
+    """The CUDA lowering's options for ``target="cuda"`` (checked), else None."""
+    if options.target == "cpu":
+        if (options.arch, options.precision) != ("sm_90", "fp32") or options.allow_tf32:
+            raise UsageError("--arch, --precision and --tf32 apply to --target cuda only")
+        return None
+    if options.target != "cuda":
+        raise UsageError(f"--target {options.target}: unknown target (use cpu or cuda)")
+    from optimizer.lower.target_cuda import CudaOptions, check_options
+
+    cuda = CudaOptions(options.arch, options.precision, options.allow_tf32, options.kernel_cache)
+    check_options(cuda)
+    if options.tune:
+        raise UsageError(
+            "--tune times CPU kernels; it does not apply to --target cuda yet (Triton kernels "
+            "use each plan's default configuration)"
+        )
+    return cuda
+
+
+def _bind_for_cuda(graph: Any, group: Any, opset: int) -> Bound:
+    """The native binding of ``group`` (a fallback binding says why there is none)."""
+    try:
+        return bind_group(graph, group, opset, allow_fallback=True)
+    except UnsupportedOpError as err:
+        reasons = "; ".join(f"{spec.name}: {why}" for spec, why in err.rejected)
+        reason = reasons or "no kernel is registered for this op"
+        return Bound(KernelBinding("none", "none", "python", "none"), True, [reason])
 
 
 def compile_file(

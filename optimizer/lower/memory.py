@@ -124,7 +124,7 @@ def value_nbytes(value: Value) -> int:
     dtype = ir.numpy_dtype_of(value)
     if shape is None or dtype is None:
         raise UnsupportedModelError(f"value '{value.name}' has no static shape or known type")
-    if dtype.kind in "OUSV":
+    if dtype.kind in "OUSV" and dtype.name != "bfloat16":  # ml_dtypes' bfloat16 is kind V
         raise UnsupportedModelError(
             f"value '{value.name}' has element type {dtype}: compiled modules hold numeric "
             "tensors only"

@@ -1,4 +1,9 @@
-"""The compiled-module format, version 1 (docs/module-format.md): dataclasses, JSON, checks.
+"""The compiled-module format, versions 1 and 2 (docs/module-format.md): dataclasses, JSON, checks.
+
+Version 2 adds CUDA modules: ``targets: ["cuda"]`` with a ``cuda`` section (``arch``), kernels
+of kind ``cubin`` with ``launch`` metadata (``num_warps``, ``shared``, ``params``), steps with
+a ``grid`` and one ``args`` entry per cubin parameter, values on device ``cuda``. CPU modules
+are still written as version 1.
 
 ``Manifest`` and ``Plan`` mirror manifest.json and plan.json field by field. ``from_dict``
 parses strictly (a missing or mistyped field is an ``InvalidModuleError`` naming it), and
@@ -19,6 +24,9 @@ from optimizer.module.json_io import InvalidModuleError, Reader, dumps, loads
 
 FORMAT_NAME = "onnx-deploy-module"
 FORMAT_VERSION = 1
+#: Version of modules with CUDA kernels (cubins); this reader takes 1 and 2.
+FORMAT_VERSION_CUDA = 2
+FORMAT_VERSIONS = (1, 2)
 PRODUCER_NAME = "onnx-deploy-optimizer"
 
 # dtype name -> (ONNX TensorProto number, as in the ABI's odc_dtype; element size in bytes)
@@ -39,7 +47,12 @@ DTYPES: dict[str, tuple[int, int]] = {
 }
 STORAGES = ("input", "output", "weights", "arena")
 DEVICES = ("cpu", "cuda", "opencl")
-KERNEL_KINDS = ("builtin", "shared_library", "python")
+KERNEL_KINDS = ("builtin", "shared_library", "python", "cubin")
+#: Launch parameter types of a cubin kernel and the step argument kinds each accepts.
+PARAM_TYPES = ("ptr", "i32", "i64", "f32")
+ARG_KINDS = {"ptr": ("in", "out", "null", "workspace"), "i32": ("i32",), "i64": ("i64",),
+             "f32": ("f32",)}  # fmt: skip
+_ARCH = re.compile(r"^sm_[0-9]{2,3}a?$")
 MANIFEST_FILE = "manifest.json"
 PLAN_FILE = "plan.json"
 WEIGHTS_FILE = "weights.bin"
@@ -70,7 +83,10 @@ class TensorSignature:
 
 @dataclass
 class KernelEntry:
-    """One row of the kernel table (``file`` is set for ``shared_library`` kernels)."""
+    """One row of the kernel table (``file`` is set for ``shared_library`` and ``cubin``).
+
+    ``launch`` (cubin kernels, version 2): ``{"num_warps", "shared", "params"}``.
+    """
 
     id: int
     name: str
@@ -79,6 +95,13 @@ class KernelEntry:
     entry: str
     file: str | None = None
     version: int = 1
+    launch: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.launch is None:
+            del d["launch"]
+        return d
 
 
 @dataclass
@@ -100,10 +123,14 @@ class Manifest:
     producer: Producer = field(default_factory=Producer)
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
+    cuda: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["kernels"] = [k.to_dict() for k in self.kernels]
         order = ["format", "format_version", "producer", "source_model_sha256", "targets"]
+        if self.cuda is not None:
+            order.append("cuda")
         order += ["inputs", "outputs", "kernels", "files"]
         return {k: d[k] for k in order}
 
@@ -121,6 +148,7 @@ class Manifest:
                 r.get(producer, "version", str, "producer"),
             ),
             source_model_sha256=r.get(d, "source_model_sha256", str),
+            cuda=r.get(d, "cuda", dict, optional=True),
             targets=[
                 r.typed(t, str, f"targets[{i}]") for i, t in enumerate(r.get(d, "targets", list))
             ],
@@ -155,11 +183,21 @@ class Manifest:
         where = MANIFEST_FILE
         if self.format != FORMAT_NAME:
             p.append(f"{where}: format '{self.format}' is not '{FORMAT_NAME}'")
-        if self.format_version != FORMAT_VERSION:
-            newer = "newer than" if self.format_version > FORMAT_VERSION else "not supported by"
+        if self.format_version not in FORMAT_VERSIONS:
+            newer = "newer than" if self.format_version > FORMAT_VERSION_CUDA else "not supported by"
             p.append(
-                f"{where}: format_version {self.format_version} is {newer} this reader ({FORMAT_VERSION})"
+                f"{where}: format_version {self.format_version} is {newer} this reader "
+                f"({FORMAT_VERSION_CUDA})"
             )
+        cubins = any(k.kind == "cubin" for k in self.kernels)
+        if "cuda" in self.targets or cubins or self.cuda is not None:
+            if self.format_version < FORMAT_VERSION_CUDA:
+                p.append(f"{where}: CUDA modules need format_version {FORMAT_VERSION_CUDA}")
+            if "cuda" not in self.targets:
+                p.append(f"{where}: cubin kernels or a cuda section need 'cuda' in targets")
+            arch = (self.cuda or {}).get("arch")
+            if not isinstance(arch, str) or not _ARCH.match(arch):
+                p.append(f"{where}: cuda: arch {arch!r} is not an architecture like 'sm_90'")
         if not _SHA256.match(self.source_model_sha256):
             p.append(f"{where}: source_model_sha256 is not a lower-case SHA-256 hex digest")
         if not self.targets:
@@ -180,8 +218,12 @@ class Manifest:
                 p.append(f"{at}: kind '{k.kind}' is not one of {', '.join(KERNEL_KINDS)}")
             if not k.entry:
                 p.append(f"{at}: entry is empty")
-            if k.kind == "shared_library" and not k.file:
-                p.append(f"{at}: a shared_library kernel needs a file")
+            if k.kind in ("shared_library", "cubin") and not k.file:
+                p.append(f"{at}: a {k.kind} kernel needs a file")
+            if k.kind == "cubin":
+                p += _launch_problems(at, k.launch)
+            elif k.launch is not None:
+                p.append(f"{at}: launch is for cubin kernels only")
             if k.file is not None:
                 if not _safe_relative(k.file):
                     p.append(f"{at}: file '{k.file}' is not a relative path inside the module")
@@ -245,6 +287,15 @@ class PlanStep:
     iparams: list[int] = field(default_factory=list)
     fparams: list[float] = field(default_factory=list)
     workspace: int = 0
+    grid: list[int] | None = None
+    args: list[dict[str, int | float]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("grid", "args"):
+            if d[key] is None:
+                del d[key]
+        return d
 
 
 @dataclass
@@ -261,7 +312,7 @@ class Plan:
             "alignment": self.alignment,
             "arena_size": self.arena_size,
             "values": [v.to_dict() for v in self.values],
-            "steps": [asdict(s) for s in self.steps],
+            "steps": [s.to_dict() for s in self.steps],
         }
 
     @classmethod
@@ -300,6 +351,8 @@ class Plan:
                         for j, x in enumerate(r.get(s, "fparams", list, at))
                     ],
                     workspace=r.get(s, "workspace", int, at),
+                    grid=_opt_ints(r, s, "grid", at),
+                    args=_args(r, s, at),
                 )
             )
         return cls(
@@ -386,6 +439,7 @@ def module_problems(manifest: Manifest, plan: Plan, weights_size: int | None = N
     """Both files' rules plus the links between them (signatures <-> values, kernel ids)."""
     p = manifest.problems() + plan.problems(weights_size, len(manifest.kernels))
     by_id = {v.id: v for v in plan.values}
+    p += _cuda_plan_problems(manifest, plan)
     for kind, sigs, storage in (
         ("inputs", manifest.inputs, "input"),
         ("outputs", manifest.outputs, "output"),
@@ -403,6 +457,100 @@ def module_problems(manifest: Manifest, plan: Plan, weights_size: int | None = N
 def validate_module(manifest: Manifest, plan: Plan, weights_size: int | None = None) -> None:
     """Raises InvalidModuleError with the first problem (and a count of the others)."""
     _raise(module_problems(manifest, plan, weights_size))
+
+
+# -- version 2: CUDA -----------------------------------------------------------------------------
+
+
+def _launch_problems(at: str, launch: dict[str, Any] | None) -> list[str]:
+    if not isinstance(launch, dict):
+        return [f"{at}: a cubin kernel needs launch {{num_warps, shared, params}}"]
+    p = []
+    warps = launch.get("num_warps")
+    if not _is_int(warps) or warps not in (1, 2, 4, 8, 16, 32):
+        p.append(f"{at}: launch: num_warps {warps!r} is not a power of two in 1..32")
+    shared = launch.get("shared")
+    if not _is_int(shared) or not 0 <= shared <= 1 << 20:
+        p.append(f"{at}: launch: shared {shared!r} is not a byte count in 0..1048576")
+    params = launch.get("params")
+    if not isinstance(params, list) or any(t not in PARAM_TYPES for t in params):
+        p.append(f"{at}: launch: params must be a list of {', '.join(PARAM_TYPES)}")
+    elif len(params) > 256:
+        p.append(f"{at}: launch: {len(params)} params exceed 256")
+    return p
+
+
+def _cuda_plan_problems(manifest: Manifest, plan: Plan) -> list[str]:
+    """Steps of cubin kernels: grid and args against the launch params; value devices."""
+    p: list[str] = []
+    kernels = manifest.kernels
+    cuda = "cuda" in manifest.targets and manifest.targets == ["cuda"]
+    for i, v in enumerate(plan.values):
+        if cuda and v.device != "cuda":
+            p.append(f"{PLAN_FILE}: values[{i}]: device '{v.device}' in a cuda module")
+        if not cuda and v.device != "cpu":
+            p.append(f"{PLAN_FILE}: values[{i}]: device '{v.device}' in a cpu module")
+    for i, s in enumerate(plan.steps):
+        at = f"{PLAN_FILE}: steps[{i}]"
+        kernel = kernels[s.kernel] if 0 <= s.kernel < len(kernels) else None
+        if kernel is None:
+            continue
+        if kernel.kind != "cubin":
+            if s.grid is not None or s.args is not None:
+                p.append(f"{at}: grid and args are for cubin kernels only")
+            continue
+        grid = s.grid or []
+        if len(grid) != 3 or any(g < 1 for g in grid) or grid[0] >= 2**31 or any(
+            g >= 2**16 for g in grid[1:]
+        ):
+            p.append(f"{at}: grid {s.grid} is not 3 positive counts within CUDA's limits")
+        params = (kernel.launch or {}).get("params") or []
+        args = s.args or []
+        if len(args) != len(params):
+            p.append(f"{at}: {len(args)} args for {len(params)} params of kernel {kernel.id}")
+            continue
+        for j, (arg, ptype) in enumerate(zip(args, params)):
+            (kind, value), = arg.items()
+            if kind not in ARG_KINDS.get(ptype, ()):
+                p.append(f"{at}: args[{j}]: {kind} does not fit a {ptype} parameter")
+            elif kind == "in" and not 0 <= value < len(s.inputs):
+                p.append(f"{at}: args[{j}]: input {value} of {len(s.inputs)}")
+            elif kind == "out" and not 0 <= value < len(s.outputs):
+                p.append(f"{at}: args[{j}]: output {value} of {len(s.outputs)}")
+            elif kind == "i32" and not -(2**31) <= value < 2**31:
+                p.append(f"{at}: args[{j}]: {value} does not fit i32")
+            elif kind == "i64" and not -(2**63) <= value < 2**63:
+                p.append(f"{at}: args[{j}]: {value} does not fit i64")
+            elif kind == "f32" and not math.isfinite(value):
+                p.append(f"{at}: args[{j}]: f32 {value} is not finite")
+            elif kind in ("null", "workspace") and value != 0:
+                p.append(f"{at}: args[{j}]: {kind} takes 0")
+    return p
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _opt_ints(r: Reader, d: dict[str, Any], key: str, at: str) -> list[int] | None:
+    values = r.get(d, key, list, at, optional=True)
+    return None if values is None else r.ints(values, f"{at}: {key}")
+
+
+def _args(r: Reader, d: dict[str, Any], at: str) -> list[dict[str, int | float]] | None:
+    values = r.get(d, "args", list, at, optional=True)
+    if values is None:
+        return None
+    out = []
+    kinds = {k for ks in ARG_KINDS.values() for k in ks}
+    for j, a in enumerate(values):
+        r.obj(a, f"{at}: args[{j}]")
+        if len(a) != 1 or next(iter(a)) not in kinds:
+            r.fail(f"{at}: args[{j}]: expected one of {sorted(kinds)} with a number")
+        (kind, value), = a.items()
+        r.typed(value, (int, float) if kind == "f32" else int, f"{at}: args[{j}]: {kind}")
+        out.append({kind: value})
+    return out
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -437,9 +585,9 @@ def _check_format(r: Reader, d: dict[str, Any]) -> None:
     version = d.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
         r.fail("format_version is missing or not an integer")
-    if version != FORMAT_VERSION:
-        newer = "newer than" if version > FORMAT_VERSION else "not supported by"
-        r.fail(f"format_version {version} is {newer} this reader ({FORMAT_VERSION})")
+    if version not in FORMAT_VERSIONS:
+        newer = "newer than" if version > FORMAT_VERSION_CUDA else "not supported by"
+        r.fail(f"format_version {version} is {newer} this reader ({FORMAT_VERSION_CUDA})")
 
 
 def _signature(r: Reader, s: Any, at: str) -> TensorSignature:
@@ -462,4 +610,5 @@ def _kernel(r: Reader, k: Any, at: str) -> KernelEntry:
         entry=r.get(k, "entry", str, at),
         file=r.get(k, "file", str, at, optional=True),
         version=r.get(k, "version", int, at),
+        launch=r.get(k, "launch", dict, at, optional=True),
     )

@@ -1,4 +1,7 @@
-"""Writing a compiled module directory (format version 1, docs/module-format.md).
+"""Writing a compiled module directory (docs/module-format.md).
+
+CPU modules are format version 1. CUDA modules (``targets=["cuda"]``, ``cuda_arch``) are
+version 2: cubin kernels with launch metadata, steps with grid and args, values on ``cuda``.
 
 ``write_module`` turns a memory plan and the kernel chosen for each step into the module's
 files, builds them in a temporary sibling directory and renames it into place, so the target
@@ -9,6 +12,7 @@ table and weights layout, without touching the disk.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -48,6 +52,9 @@ class KernelBinding:
         inputs: Value names in the kernel's argument order (None: omitted); defaults to the
             fusion group's inputs.
         outputs: Value names the kernel writes, in order; defaults to the group's outputs.
+        launch: ``cubin`` kernels: ``{"num_warps", "shared", "params"}`` (the kernel table's).
+        grid: ``cubin`` kernels: the step's grid ``[gx, gy, gz]``.
+        args: ``cubin`` kernels: one ``{kind: value}`` per launch parameter.
     """
 
     name: str
@@ -61,6 +68,9 @@ class KernelBinding:
     workspace: int = 0
     inputs: list[str | None] | None = None
     outputs: list[str | None] | None = None
+    launch: dict | None = None
+    grid: list[int] | None = None
+    args: list[dict[str, int | float]] | None = None
 
 
 @dataclass
@@ -91,8 +101,12 @@ def build_tables(
     kernels: Sequence[KernelBinding],
     targets: Sequence[str] = ("cpu",),
     source_sha256: str | None = None,
+    cuda_arch: str | None = None,
 ) -> ModuleTables:
     """Builds manifest (without ``files``), plan and weights layout from a memory plan.
+
+    With ``cuda_arch`` the module targets CUDA (format version 2): every value lives on
+    ``cuda`` and cubin kernels carry their launch metadata, their steps grid and args.
 
     Value ids: graph inputs first, then in step order each step's new constants and outputs.
     """
@@ -107,6 +121,9 @@ def build_tables(
     id_of: dict[str, int] = {}
     weights: list[tuple[str, np.ndarray, int]] = []
     weights_size = 0
+    device = "cuda" if cuda_arch is not None else "cpu"
+    if cuda_arch is not None and list(targets) != ["cuda"]:
+        raise UsageError(f"write_module: a CUDA module has targets ['cuda'], not {list(targets)}")
 
     def add(
         value: Value, storage: str, offset: int | None = None, nbytes: int | None = None
@@ -117,7 +134,7 @@ def build_tables(
         vid = len(values)
         values.append(
             fmt.PlanValue(
-                vid, value.name, dtype_name(value), list(shape), storage, "cpu", offset, nbytes
+                vid, value.name, dtype_name(value), list(shape), storage, device, offset, nbytes
             )
         )
         id_of[value.name] = vid
@@ -153,7 +170,8 @@ def build_tables(
             else:
                 raise InvariantError(f"value '{value.name}' (step {index}) has no arena placement")
         key = (binding.name, binding.backend, binding.kind, binding.entry, binding.version,
-               str(binding.artifact) if binding.artifact else None)  # fmt: skip
+               str(binding.artifact) if binding.artifact else None,
+               json.dumps(binding.launch, sort_keys=True))  # fmt: skip
         if key not in kernel_ids:
             kid = len(kernel_table)
             file = None
@@ -170,6 +188,7 @@ def build_tables(
                     binding.entry,
                     file,
                     binding.version,
+                    binding.launch,
                 )
             )
         in_names = (
@@ -189,6 +208,8 @@ def build_tables(
                 iparams=[int(x) for x in binding.iparams],
                 fparams=[float(x) for x in binding.fparams],
                 workspace=int(binding.workspace),
+                grid=None if binding.grid is None else [int(g) for g in binding.grid],
+                args=None if binding.args is None else [dict(a) for a in binding.args],
             )
         )
     signatures = []
@@ -214,6 +235,8 @@ def build_tables(
         files={},
         targets=list(targets),
         producer=fmt.Producer(fmt.PRODUCER_NAME, _producer_version()),
+        format_version=fmt.FORMAT_VERSION if cuda_arch is None else fmt.FORMAT_VERSION_CUDA,
+        cuda=None if cuda_arch is None else {"arch": cuda_arch},
     )
     module_plan = fmt.Plan(
         arena_size=plan.arena_size, values=values, steps=plan_steps, alignment=plan.alignment
@@ -230,6 +253,7 @@ def write_module(
     out_dir: str | os.PathLike[str],
     targets: Sequence[str] = ("cpu",),
     source_sha256: str | None = None,
+    cuda_arch: str | None = None,
 ) -> Path:
     """Writes the compiled module directory ``out_dir`` atomically.
 
@@ -246,6 +270,8 @@ def write_module(
             non-empty directory is refused.
         targets: Target names recorded in the manifest.
         source_sha256: Hash of the source model (default: of ``model.source_path``).
+        cuda_arch: For a CUDA module (format version 2, ``targets=["cuda"]``): the
+            architecture its cubins were built for (``sm_90``).
 
     Returns:
         The module directory.
@@ -254,7 +280,7 @@ def write_module(
         InvalidModuleError: the tables break a format rule (a bug upstream).
         UsageError: ``out_dir`` is a file or a non-module directory.
     """
-    tables = build_tables(model, plan, kernels, targets, source_sha256)
+    tables = build_tables(model, plan, kernels, targets, source_sha256, cuda_arch)
     out = Path(out_dir)
     tables.plan.validate(tables.weights_size, len(tables.manifest.kernels))
     for rel, src in tables.artifacts.items():

@@ -89,7 +89,7 @@ def test_valid_module_has_no_problems() -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.update(format_version=2), "format_version 2 is newer than this reader (1)"),
+        (lambda d: d.update(format_version=3), "format_version 3 is newer than this reader (2)"),
         (lambda d: d.update(format="other"), "format 'other' is not 'onnx-deploy-module'"),
         (lambda d: d.pop("kernels"), "manifest.json: missing key 'kernels'"),
         (

@@ -1,0 +1,441 @@
+"""Lowering for ``--target cuda``: every step becomes a Triton kernel compiled ahead of time.
+
+The CPU binder (``bind.py``) still decides *what* each fusion group computes: a native entry
+(``conv2d_packed_f32``, ``softmax_f32``...) with its iparams / fparams (kernels/native/params.md).
+For CUDA each entry is mapped to its Triton twin (``kernels/triton``: ``plan_for(entry)``),
+whose plan function turns the step's tensor descriptions and parameters into a
+``TritonLaunch``; ``kernels/triton/aot.py`` compiles that into a cubin for the chosen
+architecture (cached) and the step records the grid and one argument per cubin parameter
+(module format version 2). There is no CPU fallback inside a CUDA module: a group without a
+native entry, an entry without a Triton twin, or a plan that refuses the step is an
+``UnsupportedOpError`` naming op, node, target ``cuda`` and the reason.
+
+``--precision fp16|bf16`` stores float weights and activations in that type (kernels
+accumulate in fp32); the module's inputs and outputs keep the model's types, converted by
+``cast`` steps (``kernels/triton/cast.py``) after each float input and before each float output.
+
+View copies (the native ``copy`` entry: Reshape, Flatten, Squeeze...) are dropped once every
+kernel is compiled: their readers take the source buffer's pointer (``elide_views``).
+
+Nothing here needs a GPU: Triton compiles for a named architecture on any machine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from optimizer import ir
+from optimizer.errors import UsageError
+from optimizer.ir import Graph, Model, Value
+from optimizer.kernels.registry import KernelSpec, NodeInfo, UnsupportedOpError
+from optimizer.lower.bind import Bound, node_info
+from optimizer.lower.partition import SINGLE, FusionGroup
+from optimizer.module.writer import KernelBinding
+
+log = logging.getLogger(__name__)
+
+TARGET = "cuda"
+#: What ``--target`` accepts.
+TARGETS = ("cpu", "cuda")
+#: ``--precision`` -> the stored float type.
+PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+_ONNX_TYPE = {"float16": 10, "bfloat16": 16, "float32": 1}
+_HINT = (
+    "a CUDA module runs Triton kernels only (no CPU fallback): compile for --target cpu, "
+    "or add the Triton twin of the native entry in kernels/triton/"
+)
+
+
+@dataclass
+class CudaOptions:
+    """Settings of the CUDA lowering.
+
+    Attributes:
+        arch: The architecture cubins are built for (``sm_90``).
+        precision: ``fp32``, ``fp16`` or ``bf16``: how float weights and activations are stored.
+        allow_tf32: Let fp32 ``tl.dot`` use TF32 (off: exact fp32 products).
+        cache: Use the cubin cache (``$ODC_CACHE_DIR/cubins``).
+    """
+
+    arch: str = "sm_90"
+    precision: str = "fp32"
+    allow_tf32: bool = False
+    cache: bool = True
+
+
+@dataclass
+class CudaLowering:
+    """The schedule (cast steps added, view copies dropped) and one cubin binding per step."""
+
+    steps: list[FusionGroup]
+    bounds: list[Bound]
+    launches: list[Any] = field(default_factory=list)  # the TritonLaunch of each step
+    compiled: int = 0
+    cached: int = 0
+    elided: int = 0
+    kernels: dict[str, int] = field(default_factory=dict)
+
+
+def check_options(options: CudaOptions) -> None:
+    """Raises UsageError on an unknown architecture or precision (one line)."""
+    from optimizer.kernels.triton.aot import ARCHS
+
+    if options.arch not in ARCHS:
+        raise UsageError(
+            f"--arch {options.arch}: unknown CUDA architecture (use one of {', '.join(ARCHS)})"
+        )
+    if options.precision not in PRECISIONS:
+        raise UsageError(
+            f"--precision {options.precision}: unknown precision (use one of "
+            f"{', '.join(PRECISIONS)})"
+        )
+
+
+def require_triton() -> None:
+    """Raises UsageError when Triton (the ``cuda`` extra) is not installed."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "--target cuda needs Triton: pip install 'onnx-deploy-optimizer[cuda]'"
+        ) from None
+
+
+def lower_cuda(
+    model: Model,
+    steps: Sequence[FusionGroup],
+    bounds: Sequence[Bound],
+    options: CudaOptions,
+) -> CudaLowering:
+    """Maps every bound group to a cubin kernel; see the module docstring.
+
+    ``model``'s graph is modified for fp16 / bf16 (cast nodes, stored types), so this runs
+    before memory planning.
+
+    Raises:
+        UnsupportedOpError: a group runs on the reference fallback, its native entry has no
+            Triton twin, or the twin's plan refuses the step.
+        UsageError: an unknown architecture or precision; Triton is missing.
+    """
+    check_options(options)
+    require_triton()
+    import optimizer.kernels.triton.all  # noqa: F401  (registers every plan function)
+    from optimizer.kernels.triton import aot
+    from optimizer.kernels.triton.launch import TensorDesc, Unsupported, plan_for
+
+    steps = list(steps)
+    bindings = [b.binding for b in bounds]
+    problems = []
+    for group, bound in zip(steps, bounds):
+        if bound.fallback:
+            problems.append(_unsupported(model, group, f"native.{group.pattern}",
+                                         "; ".join(bound.reasons)))  # fmt: skip
+        elif plan_for(bound.binding.entry) is None:
+            problems.append(_unsupported(
+                model, group, f"triton.{bound.binding.entry}",
+                f"no Triton kernel for native entry '{bound.binding.entry}' yet",
+            ))  # fmt: skip
+    _raise_first(problems)
+
+    stored = PRECISIONS[options.precision]
+    if stored != "float32":
+        steps, bindings = apply_precision(model, steps, bindings, stored)
+
+    result = CudaLowering(steps, [])
+    values = _values_by_name(model, steps)
+    for group, binding in zip(steps, bindings):
+        ins = [
+            None if n is None else _desc(values, n, TensorDesc)
+            for n in _names(binding, group, True)
+        ]
+        outs = [_desc(values, n, TensorDesc) for n in _names(binding, group, False) if n]
+        plan = plan_for(binding.entry)
+        assert plan is not None
+        try:
+            launch = plan(ins, outs, list(binding.iparams), list(binding.fparams))
+            cubin = aot.compile_launch(
+                launch, ins, outs, options.arch, allow_tf32=options.allow_tf32,
+                use_cache=options.cache,
+            )  # fmt: skip
+        except Unsupported as err:
+            problems.append(_unsupported(model, group, f"triton.{binding.entry}", str(err)))
+            continue
+        except aot.AOTError as err:
+            problems.append(_unsupported(model, group, f"triton.{binding.entry}", str(err)))
+            continue
+        result.compiled += 0 if cubin.cached else 1
+        result.cached += 1 if cubin.cached else 0
+        result.kernels[launch.name] = result.kernels.get(launch.name, 0) + 1
+        result.launches.append(launch)
+        result.bounds.append(Bound(KernelBinding(
+            name=launch.name,
+            backend="triton",
+            kind="cubin",
+            entry=cubin.entry,
+            version=1,
+            artifact=cubin.path,
+            iparams=list(binding.iparams),
+            fparams=list(binding.fparams),
+            workspace=int(launch.workspace),
+            inputs=_names(binding, group, True),
+            outputs=_names(binding, group, False),
+            launch=cubin.launch_metadata(),
+            grid=list(launch.grid),
+            args=aot.step_args(cubin, launch),
+        )))  # fmt: skip
+    _raise_first(problems)
+    entries = [b.entry for b in bindings]
+    kept = elide_views(model, steps, list(zip(result.bounds, result.launches)), entries)
+    result.steps, pairs, result.elided = kept
+    result.bounds = [b for b, _ in pairs]
+    result.launches = [launch for _, launch in pairs]
+    log.info(
+        "cuda lowering: %d steps (%d view copies elided), %d cubins compiled, %d from the cache "
+        "(%s, %s)", len(result.steps), result.elided, result.compiled, result.cached, options.arch,
+        options.precision,
+    )  # fmt: skip
+    return result
+
+
+def elide_views(
+    model: Model, steps: list[FusionGroup], bounds: list[tuple[Bound, Any]], entries: list[str]
+) -> tuple[list[FusionGroup], list[tuple[Bound, Any]], int]:
+    """Drops ``copy`` steps (Reshape, Flatten, Squeeze, Unsqueeze, Identity: same bytes under
+    another shape); their readers read the source value's buffer instead.
+
+    Runs after the kernels are compiled: each reader's launch was planned with the view's shape,
+    so only the pointer changes. A copy that writes a graph output stays (the caller's buffer
+    must be written), and so does one that changes the element type.
+
+    Returns:
+        The remaining steps and ``bounds`` items (a bound with anything riding along), and
+        how many copies were dropped.
+    """
+    outputs = {id(v) for v in model.graph.outputs}
+    alias: dict[int, Value] = {}
+    alias_name: dict[str, str] = {}
+    kept_steps, kept_bounds = [], []
+    for group, bound, entry in zip(steps, bounds, entries):
+        binding = bound[0].binding
+        group.inputs = [None if v is None else alias.get(id(v), v) for v in group.inputs]
+        group.implicit_inputs = [alias.get(id(v), v) for v in group.implicit_inputs]
+        binding.inputs = [alias_name.get(n, n) if n else n for n in binding.inputs or []]
+        if entry == "copy" and len(binding.inputs) == 1 and len(binding.outputs or []) == 1:
+            src = next((v for v in group.values_read() if v.name == binding.inputs[0]), None)
+            dst = group.values_written()[0] if len(group.values_written()) == 1 else None
+            if (src is not None and dst is not None and id(dst) not in outputs
+                    and _dtype(src) == _dtype(dst)):  # fmt: skip
+                alias[id(dst)] = src
+                alias_name[dst.name] = src.name
+                continue
+        kept_steps.append(group)
+        kept_bounds.append(bound)
+    return kept_steps, kept_bounds, len(steps) - len(kept_steps)
+
+
+# -- precision -----------------------------------------------------------------------------------
+
+
+def apply_precision(
+    model: Model,
+    steps: list[FusionGroup],
+    bindings: list[KernelBinding],
+    stored: str,
+) -> tuple[list[FusionGroup], list[KernelBinding]]:
+    """Stores every float32 value but the module's inputs and outputs as ``stored``.
+
+    Adds a ``Cast`` node and step after each float32 graph input (its readers read the cast)
+    and before each float32 graph output (its producer writes a ``stored`` value the cast
+    converts). Constants are converted (rounded to nearest even).
+
+    Returns:
+        The new step list and bindings (cast steps first and last).
+    """
+    graph = model.graph
+    np_dtype = _numpy_dtype(stored)
+    suffix = {"float16": "fp16", "bfloat16": "bf16"}[stored]
+    rename: dict[str, str] = {}  # a graph interface value -> its stored-type twin
+    head: list[tuple[FusionGroup, KernelBinding]] = []
+    tail: list[tuple[FusionGroup, KernelBinding]] = []
+    outputs = {id(v) for v in graph.outputs}
+
+    for x in graph.inputs:
+        if _dtype(x) != "float32" or not ir.consumers(x):
+            continue
+        xh = ir.make_value(graph, f"{x.name}_{suffix}", np_dtype, list(ir.static_shape(x) or ()))
+        readers = list(ir.consumers(x))
+        cast = ir.add_node(graph, "Cast", [x], [xh], {"to": _ONNX_TYPE[stored]},
+                           name=f"{x.name}_to_{suffix}")  # fmt: skip
+        for node in readers:
+            _swap(node.inputs, x, xh)
+        rename[x.name] = xh.name
+        head.append(_cast_step(cast, x, xh))
+    for y in list(graph.outputs):
+        if _dtype(y) != "float32" or ir.is_graph_input(graph, y):
+            continue
+        producer = ir.producer(y)
+        if producer is None:
+            continue
+        yh = ir.make_value(graph, f"{y.name}_{suffix}", np_dtype, list(ir.static_shape(y) or ()))
+        readers = list(ir.consumers(y))
+        _swap(producer.outputs, y, yh)
+        for node in readers:
+            _swap(node.inputs, y, yh)
+        cast = ir.add_node(graph, "Cast", [yh], [y], {"to": _ONNX_TYPE["float32"]},
+                           name=f"{y.name}_from_{suffix}")  # fmt: skip
+        rename[y.name] = yh.name
+        tail.append(_cast_step(cast, yh, y))
+
+    by_name = {v.name: v for pair in head + tail for v in pair[0].inputs + pair[0].outputs if v}
+    new_steps, new_bindings = [], []
+    for group, binding in zip(steps, bindings):
+        group.inputs = [_twin(v, rename, by_name) for v in group.inputs]
+        group.outputs = [_twin(v, rename, by_name) for v in group.outputs]
+        group.implicit_inputs = [_twin(v, rename, by_name) for v in group.implicit_inputs]
+        binding.inputs = [rename.get(n, n) if n else n for n in _names(binding, group, True)]
+        binding.outputs = [rename.get(n, n) if n else n for n in _names(binding, group, False)]
+        new_steps.append(group)
+        new_bindings.append(binding)
+
+    converted = 0
+    interface = {id(v) for v in graph.inputs} | outputs
+    for value in _all_values(graph, new_steps):
+        if id(value) in interface or _dtype(value) != "float32":
+            continue
+        if ir.is_constant(value):
+            value.values = _narrow(np.asarray(ir.const_value(value)), np_dtype, value.name)
+        else:
+            value.dtype = np_dtype
+        converted += 1
+    for binding in new_bindings:
+        if binding.entry == "pad" and binding.iparams:
+            binding.iparams[-1] = _refit_bits(binding.iparams[-1], np_dtype)
+    ir.toposort(graph)
+    log.debug("precision %s: %d values converted, %d input and %d output casts", stored,
+              converted, len(head), len(tail))  # fmt: skip
+    return (
+        [g for g, _ in head] + new_steps + [g for g, _ in tail],
+        [b for _, b in head] + new_bindings + [b for _, b in tail],
+    )
+
+
+def _cast_step(cast: ir.Node, src: Value, dst: Value) -> tuple[FusionGroup, KernelBinding]:
+    group = FusionGroup(nodes=[cast], inputs=[src], outputs=[dst], pattern="cast", kind=SINGLE)
+    binding = KernelBinding(name="triton.cast", backend="triton", kind="cubin", entry="cast",
+                            inputs=[src.name], outputs=[dst.name])  # fmt: skip
+    return group, binding
+
+
+def _swap(values: list[Value], old: Value, new: Value) -> None:
+    for i, v in enumerate(values):
+        if v is old:
+            values[i] = new
+
+
+def _twin(v: Value | None, rename: dict[str, str], by_name: dict[str, Value]) -> Value | None:
+    if v is None or v.name not in rename:
+        return v
+    return by_name[rename[v.name]]
+
+
+def _refit_bits(bits: int, np_dtype: np.dtype) -> int:
+    """A float32 bit pattern (pad's constant) re-encoded for ``np_dtype``."""
+    from optimizer.lower.bind_pad import value_bits
+
+    value = np.array([bits & 0xFFFFFFFF], dtype=np.uint32).view(np.float32)[0]
+    return value_bits(value, np_dtype)
+
+
+def _narrow(array: np.ndarray, np_dtype: np.dtype, name: str) -> np.ndarray:
+    """``array`` in ``np_dtype``, finite values beyond its range saturated (not turned into inf:
+    masks filled with float32's lowest value must stay finite)."""
+    limit = float(np.finfo(np.float16).max) if np_dtype == np.float16 else None
+    if limit is not None:
+        finite = np.isfinite(array)
+        big = finite & (np.abs(array) > limit)
+        if big.any():
+            log.info("constant '%s': %d value(s) beyond float16 saturated to +-%g", name,
+                     int(big.sum()), limit)  # fmt: skip
+            array = np.where(big, np.sign(array) * limit, array)
+    return array.astype(np_dtype)
+
+
+def _numpy_dtype(name: str) -> np.dtype:
+    if name == "bfloat16":
+        import ml_dtypes  # shipped with onnx
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _dtype(v: Value | None) -> str | None:
+    if v is None or ir.is_empty(v):
+        return None
+    dt = ir.numpy_dtype_of(v)
+    return None if dt is None else dt.name
+
+
+def _all_values(graph: Graph, steps: Sequence[FusionGroup]) -> list[Value]:
+    seen: dict[int, Value] = {}
+    for group in steps:
+        for v in [*group.inputs, *group.outputs, *group.implicit_inputs]:
+            if v is not None and not ir.is_empty(v):
+                seen.setdefault(id(v), v)
+        for node in group.nodes:
+            for v in [*node.inputs, *node.outputs]:
+                if not ir.is_empty(v):
+                    seen.setdefault(id(v), v)
+    return list(seen.values())
+
+
+def _values_by_name(model: Model, steps: Sequence[FusionGroup]) -> dict[str, Value]:
+    return {v.name: v for v in _all_values(model.graph, steps)}
+
+
+def _names(binding: KernelBinding, group: FusionGroup, inputs: bool) -> list[str | None]:
+    if inputs:
+        names = binding.inputs
+        default = [None if v is None else v.name for v in group.inputs]
+    else:
+        names = binding.outputs
+        default = [None if v is None else v.name for v in group.outputs]
+    return list(names) if names is not None else default
+
+
+def _desc(values: dict[str, Value], name: str, desc_type: type) -> object:
+    value = values[name]
+    shape = ir.static_shape(value)
+    return desc_type(tuple(shape or ()), _dtype(value) or "unknown")
+
+
+def _unsupported(model: Model, group: FusionGroup, kernel: str, reason: str) -> UnsupportedOpError:
+    node = group.nodes[0]
+    info: NodeInfo = node_info(node, model.opset)
+    backend = kernel.split(".")[0]
+    spec = KernelSpec(name=kernel, op=node.op, domain=node.domain or "", backend=backend,
+                      builder=_no_builder, targets=frozenset({TARGET}))  # fmt: skip
+    return UnsupportedOpError(info, TARGET, [(spec, reason)], hint=_HINT)
+
+
+def _no_builder(node: NodeInfo) -> None:  # pragma: no cover - names a candidate, never built
+    raise RuntimeError("cubin kernels are built by kernels/triton/aot.py")
+
+
+def _raise_first(problems: list[UnsupportedOpError]) -> None:
+    if not problems:
+        return
+    first = problems[0]
+    if len(problems) > 1:
+        others = sorted({f"{p.node.op} '{p.node.name}'" for p in problems[1:]})
+        shown = ", ".join(others[:8]) + (" ..." if len(others) > 8 else "")
+        first.args = (f"{first.args[0]} (and {len(problems) - 1} more unsupported "
+                      f"step(s): {shown})",)  # fmt: skip
+    raise first
