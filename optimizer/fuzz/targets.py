@@ -104,13 +104,28 @@ class ModuleTarget(Target):
         self.output_names = list(output_names)
 
     def check_inputs(self, reference: Session) -> None:
-        want = [i.name for i in reference.inputs]
-        have = [i.name for i in self.module.inputs]
+        """The module's signature must fit the model's inputs (names, dtypes, fixed dims)."""
+        from optimizer.check import _ORT_TYPES
+
+        want = {i.name: i for i in reference.inputs}
+        have = {i.name: i for i in self.module.inputs}
+        hint = "was it compiled from this model?"
         if sorted(want) != sorted(have):
             raise UsageError(
-                f"--module: the module's inputs {have} are not the model's {want}: "
-                "was it compiled from this model?"
+                f"--module: the module's inputs {sorted(have)} are not the model's "
+                f"{sorted(want)}: {hint}"
             )
+        for name, info in have.items():
+            dtype = _ORT_TYPES.get(want[name].type)
+            declared = list(want[name].shape)
+            fits = len(declared) == len(info.shape) and all(
+                not isinstance(d, int) or d <= 0 or d == m for d, m in zip(declared, info.shape)
+            )
+            if dtype is None or np.dtype(dtype).name != info.dtype or not fits:
+                raise UsageError(
+                    f"--module: input {name} is {info.dtype}{list(info.shape)} in the module, "
+                    f"{want[name].type}{declared} in the model: {hint}"
+                )
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         out = self.module.run(feeds)
