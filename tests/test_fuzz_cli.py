@@ -429,3 +429,22 @@ def test_zoo_model(name: str, tmp_path: Path, capsys) -> None:
         if "high" in i:
             assert spec["range"][1] <= i["high"] - 1, spec
     assert all(os.path.isdir(o["worst"]["saved"]) for o in report["outputs"])
+
+
+def test_python_api_with_samples_and_ranges() -> None:
+    """``fuzz_model`` on an in-memory model: samples run first, a --range is honoured."""
+    model = Model.from_proto(_embedding())
+    sample = {
+        "ids": np.full((3, 4), 49, np.int64),
+        "mask": np.ones((3, 4), np.int64),
+        "cls": np.array([0, 6, 3], np.int64),
+    }
+    report = fuzz_model(
+        model,
+        FuzzOptions(samples=[sample], ranges={"ids": (10, 12)}, iterations=4, seed=1),
+    )
+    assert report.ok and report.runs == 5 and report.samples == 1
+    specs = {s.name: s for s in report.inputs}
+    assert specs["ids"].shape == (3, 4)  # from the sample
+    assert (specs["ids"].low, specs["ids"].high, specs["ids"].why) == (10, 12, "--range")
+    assert [(o.target, o.name) for o in report.outputs] == [("graph", "y"), ("graph", "onehot")]
