@@ -270,40 +270,47 @@ def save_worst_cases(report: FuzzReport, root: Path) -> None:
     except OSError as exc:
         raise UsageError(f"--save-worst {root}: cannot create the directory ({exc})") from None
     for stats in report.outputs:
-        worst = stats.worst
-        if worst is None:
-            continue
-        final = root / stats.target / safe_name(stats.name)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
         try:
-            for name, array in worst.feeds.items():
-                np.save(tmp / f"{safe_name(name)}.npy", array)
-            arrays = {"expected": worst.expected}
-            if worst.actual is not None:
-                arrays["actual"] = worst.actual
-            np.savez(tmp / "outputs.npz", **{k: np.asarray(v) for k, v in arrays.items()})
-            case = {
-                "model": report.model,
-                "target": stats.target,
-                "output": stats.name,
-                "iteration": worst.iteration,
-                "distribution": worst.distribution,
-                "seed": report.options.seed,
-                "tolerance_ratio": _finite(worst.ratio),
-                "noise_floor_ratio": _finite(worst.floor),
-                "noise_factor": stats.noise_factor,
-                "detail": worst.detail,
-                "ok": worst.score <= 1.0,
-            }
-            (tmp / "case.json").write_text(json.dumps(case, indent=2) + "\n")
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        worst.saved = str(final)
+            _save_case(report, stats, root)
+        except OSError as exc:
+            raise UsageError(f"--save-worst {root}: cannot write ({exc})") from None
+
+
+def _save_case(report: FuzzReport, stats: OutputStats, root: Path) -> None:
+    worst = stats.worst
+    if worst is None:
+        return
+    final = root / stats.target / safe_name(stats.name)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        for name, array in worst.feeds.items():
+            np.save(tmp / f"{safe_name(name)}.npy", array)
+        arrays = {"expected": worst.expected}
+        if worst.actual is not None:
+            arrays["actual"] = worst.actual
+        np.savez(tmp / "outputs.npz", **{k: np.asarray(v) for k, v in arrays.items()})
+        case = {
+            "model": report.model,
+            "target": stats.target,
+            "output": stats.name,
+            "iteration": worst.iteration,
+            "distribution": worst.distribution,
+            "seed": report.options.seed,
+            "tolerance_ratio": _finite(worst.ratio),
+            "noise_floor_ratio": _finite(worst.floor),
+            "noise_factor": stats.noise_factor,
+            "detail": worst.detail,
+            "ok": worst.score <= 1.0,
+        }
+        (tmp / "case.json").write_text(json.dumps(case, indent=2) + "\n")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    worst.saved = str(final)
 
 
 def _finite(x: float) -> float | str:
