@@ -239,6 +239,40 @@ def test_planted_wrong_batchnorm_fold_is_caught(tmp_path: Path, capsys, monkeypa
     assert 5e-4 < o["max_abs_error"] < 2e-3
 
 
+def test_wrong_native_kernel_result_in_existing_module_is_caught(tmp_path: Path, capsys) -> None:
+    """A module whose native GEMM computes 0.3% too much (its packed weights scaled, the
+    checksum re-signed so the runtime loads it): ``--module`` fails it, the graph still passes."""
+    import hashlib
+
+    rng = np.random.default_rng(4)
+    proto = make_model(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc")],
+        [("x", FLOAT, [4, 16])],
+        [("y", FLOAT, [4, 8])],
+        {
+            "w": rng.standard_normal((16, 8)).astype(np.float32),
+            "b": rng.standard_normal(8).astype(np.float32),
+        },
+        opset=13,
+    )
+    path = _save(proto, tmp_path / "fc.onnx")
+    module = tmp_path / "fc_module"
+    assert main([str(path), "-o", f"{module}/", "-q", "--no-fallback"]) == 0
+    code, out, err = _run([str(path), "--module", str(module), "--iterations", "4"], capsys)
+    assert code == 0, out + err
+    weights = module / "weights.bin"
+    data = np.fromfile(weights, np.float32) * np.float32(1.003)
+    data.tofile(weights)
+    manifest = json.loads((module / "manifest.json").read_text())
+    manifest["files"]["weights.bin"]["sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    (module / "manifest.json").write_text(json.dumps(manifest))
+    code, out, err = _run([str(path), "--module", str(module), "--iterations", "4"], capsys)
+    assert code == 1, out + err
+    assert "module output 'y': worst at iteration" in out and "FAIL 4/4" in out
+    code, _, err = _run([str(path), "--module", str(module), "--input-shape", "x:2x16"], capsys)
+    _assert_one_line_error(code, err, "x:2x16 conflicts with the module's [4, 16]")
+
+
 def test_nan_in_ours_only_fails_and_is_reported(mlp: Path, capsys, monkeypatch) -> None:
     from optimizer.kernels.reference import unary
 

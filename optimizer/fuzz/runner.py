@@ -144,6 +144,12 @@ def fuzz_model(
             mod = ModuleTarget(module_dir, names, options.build.threads)
             mod.check_inputs(reference)
             fixed = mod.input_shapes
+            for name, dims in options.input_shapes.items():
+                if name in fixed and list(dims) != list(fixed[name]):
+                    raise UsageError(
+                        f"--input-shape {name}:{'x'.join(map(str, dims))} conflicts with the "
+                        f"module's {list(fixed[name])}"
+                    )
             targets.append(mod)
         plan = plan_inputs(model, reference, options.input_shapes, samples, options.ranges, fixed)
         if "compiled" in options.targets:
