@@ -419,6 +419,28 @@ def test_bad_arguments_one_line_exit_2(
     assert out == ""
 
 
+def test_console_exit_codes_in_a_subprocess(mlp: Path, tmp_path: Path) -> None:
+    """The real command line: exit 0 with a JSON report, 1 out of tolerance, 2 bad usage."""
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "optimizer.cli", "fuzz", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+    ok = run(str(mlp), "--iterations", "2", "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["ok"] is True
+    # NaN in the reference only where ours has it too: fine; a tolerance of 0 with a noise
+    # floor of 0 fails the compiled module's rounding differences
+    strict = run(str(mlp), "--compiled", "--iterations", "2", "--atol", "0", "--rtol", "0",
+                 "--noise-factor", "0", "-q")  # fmt: skip
+    assert strict.returncode == 1, strict.stderr
+    assert strict.stdout == "" and "compiled output 'y'" in strict.stderr
+    bad = run(str(tmp_path / "missing.onnx"))
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
 def test_a_model_file_named_fuzz(tmp_path: Path, capsys, monkeypatch) -> None:
     """`optimize fuzz ...` is the subcommand; a model file named fuzz is optimized as ./fuzz,
     and the subcommand's usage error says so when such a file exists."""

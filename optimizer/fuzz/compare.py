@@ -76,7 +76,11 @@ def measure(want: np.ndarray, got: np.ndarray, atol: float, rtol: float) -> Meas
         big = ref > atol
         if big.any():
             m.max_rel = float((err[big] / ref[big]).max())
-        ratios = err / (atol + rtol * ref)
+        tol = atol + rtol * ref
+        # a zero tolerance (--atol 0 --rtol 0): any difference is infinitely out of it
+        ratios = np.where(
+            tol > 0, err / np.where(tol > 0, tol, 1.0), np.where(err > 0, np.inf, 0.0)
+        )
         i = int(np.argmax(ratios))
         m.ratio = float(ratios[i])
         if m.ratio > 1.0:

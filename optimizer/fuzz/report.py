@@ -116,10 +116,10 @@ def describe_worst(o: OutputStats) -> str:
     verdict = "FAIL" if w.score > 1 else "ok"
     text = (
         f"{o.target} output '{o.name}': worst at iteration {w.iteration} ({w.distribution}): "
-        f"{_ratio(w.ratio)}x the tolerance ({o.atol:g} abs + {o.rtol:g} rel)"
+        f"error/tolerance {_ratio(w.ratio)} (tolerance {o.atol:g} abs + {o.rtol:g} rel)"
     )
     if w.floor > 0:
-        text += f", onnxruntime-optimized {_ratio(w.floor)}x"
+        text += f", onnxruntime-optimized's {_ratio(w.floor)}"
     text += f", {verdict}"
     if w.detail:
         text += f": {w.detail}"
