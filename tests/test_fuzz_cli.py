@@ -338,6 +338,31 @@ def test_distributions() -> None:
     assert generate([b], "normal", rng)["b"].dtype == np.bool_
 
 
+def test_scalar_bool_and_fp16_inputs(tmp_path: Path, capsys) -> None:
+    """0-d inputs come out as arrays in every distribution (a NumPy scalar is not a valid
+    onnxruntime feed); bools are coins; fp16 outputs get the fp16 tolerance."""
+    nodes = [
+        helper.make_node("Cast", ["x"], ["xh"], to=TensorProto.FLOAT16),
+        helper.make_node("Mul", ["xh", "s"], ["m"]),
+        helper.make_node("Where", ["c", "m", "xh"], ["y"]),
+    ]
+    proto = make_model(
+        nodes,
+        [("x", FLOAT, ["N", 3]), ("c", TensorProto.BOOL, ["N", 3]), ("s", TensorProto.FLOAT16, [])],
+        [("y", TensorProto.FLOAT16, ["N", 3])],
+        opset=13,
+    )
+    path = _save(proto, tmp_path / "fp16.onnx")
+    code, out, err = _run(
+        [str(path), "--graph", "--compiled", "--iterations", "8", "--json"], capsys
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["input_sets"] == 8 and report["reference_failures"] == []
+    assert report["inputs"][2]["shape"] == [] and report["inputs"][1]["range"] == [0, 1]
+    assert all((o["atol"], o["rtol"]) == (1e-2, 1e-2) for o in report["outputs"])
+
+
 def test_distribution_flag_and_seed(mlp: Path, capsys) -> None:
     args = [str(mlp), "--iterations", "3", "--distributions", "large", "--json"]
     _, first, _ = _run([*args, "--seed", "5"], capsys)

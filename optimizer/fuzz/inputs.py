@@ -435,7 +435,7 @@ def _array(
                 "zeros": lambda: np.full(shape, np.clip(0.0, lo, hi)),
             }[distribution]()
         with np.errstate(over="ignore"):  # large values may saturate fp16: that is the point
-            return data.astype(dtype)
+            return np.asarray(data).astype(dtype)  # asarray: 0-d results are NumPy scalars
     lo, hi = int(spec.low), int(spec.high)
     if distribution == "large":
         data = np.where(rng.random(shape) < 0.5, lo, hi)
@@ -443,7 +443,7 @@ def _array(
         data = np.full(shape, min(max(0, lo), hi))
     else:
         data = rng.integers(lo, hi, size=shape, endpoint=True)
-    return data.astype(dtype)
+    return np.asarray(data).astype(dtype)
 
 
 def _num(x: float | None) -> str:

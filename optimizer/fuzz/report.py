@@ -68,7 +68,7 @@ def format_report(report: FuzzReport, verbose: bool = False) -> str:
         + (f"{samples} given, " if samples else "")
         + f"{opts.iterations} random: {', '.join(opts.distributions)}; seed {opts.seed}) "
         f"in {report.seconds:.1f}s",
-        "inputs: " + "; ".join(s.describe() for s in report.inputs),
+        "inputs: " + ("; ".join(s.describe() for s in report.inputs) or "none"),
     ]
     if report.reference_failures:
         lines.append(
