@@ -128,6 +128,8 @@ def fuzz_model(
         raise UsageError(f"unknown fuzz target {unknown[0]!r} (choose from {', '.join(TARGETS)})")
     if ("module" in options.targets) != (options.module is not None):
         raise UsageError("the module target needs a module directory (--module DIR)")
+    if options.save_worst is not None:  # fail before the run, not after it
+        _make_dir(Path(options.save_worst))
     reference = Session(model, options.build.threads)
     names = reference.output_names
     input_names = [i.name for i in reference.inputs]
@@ -274,15 +276,19 @@ def save_worst_cases(report: FuzzReport, root: Path) -> None:
     ``case.json`` (iteration, distribution, seed, errors). Folders are written aside and
     renamed into place.
     """
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--save-worst {root}: cannot create the directory ({exc})") from None
+    _make_dir(root)
     for stats in report.outputs:
         try:
             _save_case(report, stats, root)
         except OSError as exc:
             raise UsageError(f"--save-worst {root}: cannot write ({exc})") from None
+
+
+def _make_dir(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--save-worst {root}: cannot create the directory ({exc})") from None
 
 
 def _save_case(report: FuzzReport, stats: OutputStats, root: Path) -> None:
