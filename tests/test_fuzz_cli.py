@@ -317,6 +317,28 @@ def test_integer_inputs_get_valid_ranges(tmp_path: Path, capsys) -> None:
     _assert_one_line_error(code, err, "the original model does not run on random inputs")
 
 
+def test_shape_operands_are_held_at_the_sample(tmp_path: Path, capsys) -> None:
+    """A Reshape whose target shape is an input: with a sample, every set keeps its value (a
+    compiled module fixes shapes at compile time); the data input still varies."""
+    proto = make_model(
+        [helper.make_node("Reshape", ["data", "shape"], ["y"], name="r")],
+        [("data", FLOAT, [2, 3, 4]), ("shape", INT64, [3])],
+        [("y", FLOAT, [4, 2, 3])],
+        opset=13,
+    )
+    path = _save(proto, tmp_path / "reshape.onnx")
+    np.save(tmp_path / "d.npy", np.ones((2, 3, 4), np.float32))
+    np.save(tmp_path / "s.npy", np.array([4, 2, 3], np.int64))
+    args = [str(path), "--graph", "--compiled", "--iterations", "8", "--json"]
+    args += ["--inputs", f"data={tmp_path / 'd.npy'}", "--inputs", f"shape={tmp_path / 's.npy'}"]
+    code, out, err = _run(args, capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    shape = report["inputs"][1]
+    assert shape["held"] == [4, 2, 3] and shape["range_from"] == "shape operand 1 of Reshape 'r'"
+    assert report["input_sets"] == 9 and report["reference_failures"] == []
+
+
 def test_distributions() -> None:
     rng = np.random.default_rng(0)
     f = InputSpec("x", np.dtype(np.float32), (200, 50))

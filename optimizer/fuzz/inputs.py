@@ -4,11 +4,12 @@ Shapes: pinned (``--input-shape``, named dimensions shared between inputs), else
 user's samples, else the declared fixed dimensions with every remaining symbolic dimension set
 to the first of 2, 1, 4, 8... that the original model runs with.
 
-Integer inputs get values the model can use: an input (possibly through Cast / Reshape /
-Unsqueeze...) that indexes a Gather, GatherElements, GatherND, OneHot or Scatter* gets
-``[0, n - 1]`` for the axis it indexes (the declared dimension); an input whose name contains
-``mask`` gets ``[0, 1]``; any other integer input ``[0, 9]``. ``--range NAME=LOW:HIGH`` overrides
-(inclusive, for any dtype).
+Shape operands (an input that sets a Reshape shape, Slice bounds, reduction axes...) are held
+at the first sample's value when there is one. Other integer inputs get values the model can
+use: an input (possibly through Cast / Reshape / Unsqueeze...) that indexes a Gather,
+GatherElements, GatherND, OneHot or Scatter* gets ``[0, n - 1]`` for the axis it indexes (the
+declared dimension); an input whose name contains ``mask`` gets ``[0, 1]``; any other integer
+input ``[0, 9]``. ``--range NAME=LOW:HIGH`` overrides (inclusive, for any dtype).
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ _PASS_THROUGH = {
     "Cast", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Expand",
     "Slice", "Tile", "Concat", "Split", "Gather", "GatherElements",
 }  # fmt: skip
+# op -> input positions whose values set an output shape (or the axes that do).
+_SHAPE_OPERANDS = {
+    "Reshape": (1,), "Expand": (1,), "Tile": (1,), "Unsqueeze": (1,), "Squeeze": (1,),
+    "Slice": (1, 2, 3, 4), "Pad": (1, 3), "TopK": (1,), "Resize": (1, 2, 3), "Upsample": (1,),
+    "ConstantOfShape": (0,), "Range": (0, 1, 2), "OneHot": (1,), "Split": (1,),
+    "CenterCropPad": (1, 2), "CumSum": (1,),
+}  # fmt: skip
 # op -> input positions that hold indices into input 0 (along ``axis``).
 _INDEX_INPUTS = {"Gather": 1, "GatherElements": 1, "GatherND": 1, "ScatterElements": 1,
                  "ScatterND": 1, "Scatter": 1}  # fmt: skip
@@ -59,6 +67,7 @@ class InputSpec:
     low: float | None = None
     high: float | None = None
     why: str = ""
+    held: np.ndarray | None = None  # a shape operand: the first sample's value, in every set
 
     @property
     def is_float(self) -> bool:
@@ -67,7 +76,9 @@ class InputSpec:
     def describe(self) -> str:
         dims = "x".join(map(str, self.shape)) or "scalar"
         text = f"{self.name} {self.dtype.name}[{dims}]"
-        if self.low is not None:
+        if self.held is not None:
+            text += " held at the sample's value"
+        elif self.low is not None:
             text += f" in [{_num(self.low)}, {_num(self.high)}]"
         return text + (f" ({self.why})" if self.why else "")
 
@@ -78,6 +89,7 @@ class InputSpec:
             "shape": list(self.shape),
             "range": None if self.low is None else [self.low, self.high],
             "range_from": self.why,
+            "held": None if self.held is None else self.held.tolist(),
         }
 
 
@@ -234,6 +246,7 @@ def plan_inputs(
         shapes[name] = shape
     resolved = {n: [_dim(d, symbols) for d in s] for n, s in shapes.items()}
     int_ranges = index_ranges(model)
+    operands = shape_operands(model)
     samples = [_cast_sample(s, dtypes, resolved if fixed else None) for s in samples]
 
     # Open dimensions: one key per symbol name (shared between inputs), else per input axis.
@@ -255,6 +268,8 @@ def plan_inputs(
             if name in ranges:
                 spec.low, spec.high = ranges[name]
                 spec.why = "--range"
+            elif name in operands and samples:
+                spec.held, spec.why = samples[0][name], operands[name]
             elif not spec.is_float:
                 spec.low, spec.high, spec.why = _int_range(name, spec.dtype, int_ranges)
             out.append(spec)
@@ -338,6 +353,35 @@ def _int_range(
     return max(0, info.min), min(9, info.max), "default for integer inputs"
 
 
+def shape_operands(model: Model) -> dict[str, str]:
+    """Graph inputs that (through Cast, Concat...) set a shape: Reshape's shape, Expand, Tile,
+    Slice, Pad, TopK's k, Resize sizes, reduction and (Un)Squeeze axes... -> which node.
+
+    With a sample these are held at its value: a compiled module fixes every shape at compile
+    time, and random values there mostly make shapes the original model rejects.
+    """
+    out: dict[str, str] = {}
+    for value in model.graph.inputs:
+        todo, seen = [value], {id(value)}
+        while todo and value.name not in out:
+            current = todo.pop()
+            for node in ir.consumers(current):
+                for pos, v in enumerate(node.inputs):
+                    if v is not current:
+                        continue
+                    if pos in _SHAPE_OPERANDS.get(node.op, ()) or (
+                        node.op.startswith("Reduce") and pos == 1
+                    ):
+                        where = f"{node.op} '{node.name}'" if node.name else node.op
+                        out[value.name] = f"shape operand {pos} of {where}"
+                    elif node.op in ("Cast", "Identity", "Concat", "Unsqueeze", "Squeeze") and (
+                        pos == 0 or node.op == "Concat"
+                    ):
+                        todo.extend(o for o in node.outputs if id(o) not in seen)
+                        seen.update(id(o) for o in node.outputs)
+    return out
+
+
 def index_ranges(model: Model) -> dict[str, tuple[int, str]]:
     """Graph input -> (size of the axis it indexes, which node says so), for index inputs."""
     out: dict[str, tuple[int, str]] = {}
@@ -415,6 +459,8 @@ def generate(
 def _array(
     spec: InputSpec, distribution: str, rng: np.random.Generator, large_scale: float
 ) -> np.ndarray:
+    if spec.held is not None:
+        return spec.held.copy()
     shape, dtype = spec.shape, spec.dtype
     if spec.is_float:
         if spec.low is None:
