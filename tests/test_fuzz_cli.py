@@ -297,6 +297,33 @@ def test_nan_in_both_is_reported_not_failed(tmp_path: Path, capsys) -> None:
     assert int(nan_ref) > 0 and nan_ref == nan_ours
 
 
+def test_native_exp_overflows_to_inf_like_expf(tmp_path: Path, capsys) -> None:
+    """Regression (found by this fuzzer on the ONNX Exp node test): the native exp clamped its
+    argument at 88.3, so exp(1000) was 2.2e38 instead of inf and exp(88.5) 18% too small."""
+    import optimizer
+
+    proto = make_model(
+        [helper.make_node("Exp", ["x"], ["y"], name="exp")],
+        [("x", FLOAT, [3, 4])],
+        [("y", FLOAT, [3, 4])],
+        opset=13,
+    )
+    path = _save(proto, tmp_path / "exp.onnx")
+    code, out, err = _run([str(path), "--compiled", "--iterations", "4", "--json"], capsys)
+    assert code == 0, out + err
+    (o,) = json.loads(out)["outputs"]
+    assert o["inf"]["reference"] > 0 and o["inf"]["ours"] == o["inf"]["reference"]
+    module = tmp_path / "exp_module"
+    assert main([str(path), "-o", f"{module}/", "-q", "--no-fallback"]) == 0
+    x = np.array(
+        [[0, 1, 80, 88.0], [88.3, 88.5, 88.7, 88.72], [88.73, 89, 1e3, np.inf]], np.float32
+    )
+    got = optimizer.load(module).run({"x": x})["y"]
+    with np.errstate(over="ignore"):
+        want = np.exp(x)
+    np.testing.assert_allclose(got, want, rtol=1e-6)  # inf == inf
+
+
 # -- inputs ------------------------------------------------------------------------------------
 
 
@@ -337,6 +364,25 @@ def test_shape_operands_are_held_at_the_sample(tmp_path: Path, capsys) -> None:
     shape = report["inputs"][1]
     assert shape["held"] == [4, 2, 3] and shape["range_from"] == "shape operand 1 of Reshape 'r'"
     assert report["input_sets"] == 9 and report["reference_failures"] == []
+
+
+def test_zero_size_dimension_of_a_sample_is_kept(tmp_path: Path, capsys) -> None:
+    """A sample with a zero-size dimension gives the random sets that shape (0 is a size, not
+    an open dimension: it used to become 2, and a compiled module then refused the sample)."""
+    proto = make_model(
+        [helper.make_node("ReduceSum", ["x", "axes"], ["y"], keepdims=1)],
+        [("x", FLOAT, [3, 4]), ("axes", INT64, ["k"])],
+        [("y", FLOAT, [1, 1])],
+        opset=13,
+    )
+    path = _save(proto, tmp_path / "reduce.onnx")
+    np.save(tmp_path / "x.npy", np.ones((3, 4), np.float32))
+    np.save(tmp_path / "axes.npy", np.zeros((0,), np.int64))  # empty axes: reduce all
+    args = [str(path), "--iterations", "4", "--json", "--inputs", f"x={tmp_path / 'x.npy'}"]
+    code, out, err = _run([*args, "--inputs", f"axes={tmp_path / 'axes.npy'}"], capsys)
+    assert code == 0, err
+    axes = json.loads(out)["inputs"][1]
+    assert axes["shape"] == [0] and axes["held"] == []
 
 
 def test_distributions() -> None:

@@ -310,7 +310,7 @@ def plan_inputs(
 
 
 def _dim(d: int | str | None, symbols: Mapping[str, int]) -> int | None:
-    if isinstance(d, (int, np.integer)) and d > 0:
+    if isinstance(d, (int, np.integer)) and d >= 0:  # 0: a zero-size dimension, not an open one
         return int(d)
     if isinstance(d, str) and d in symbols:
         return symbols[d]
