@@ -11,7 +11,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="optimize",
         description="Optimize an ONNX model: fold, fuse and clean the graph, prove the result "
         "equal to the original in onnxruntime, and write it atomically.",
-        epilog="example: optimize model.onnx -o model.opt.onnx --input-shape images:1x3x640x640",
+        epilog="example: optimize model.onnx -o model.opt.onnx --input-shape images:1x3x640x640. "
+        "Subcommand: optimize fuzz MODEL.onnx [--compiled] fuzzes the optimized graph or the "
+        "compiled module against onnxruntime (optimize fuzz --help; a model file named 'fuzz' "
+        "is written ./fuzz).",
     )
     p.add_argument("model", nargs="?", help="input .onnx file")
     p.add_argument(
@@ -140,31 +143,45 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["fuzz"]:  # a subcommand: a model file named 'fuzz' is written ./fuzz
+        from optimizer.fuzz.cli import main as fuzz_main
+
+        return fuzz_main(argv[1:])
     args = _parser().parse_args(argv)
+    return guarded(lambda: _run(args), args.debug, "optimize", args.verbose)
+
+
+def guarded(run: Callable[[], int], debug: bool, prog: str, verbose: bool = False) -> int:
+    """Runs a command with logging set up; errors become one line on stderr and an exit code.
+
+    ``OptimizerError``: its ``exit_code`` (2 usage / model, 1 failed check); an
+    ``InvariantError`` or any other exception (a bug): 3; ``--debug`` re-raises instead.
+    """
     logging.basicConfig(
-        level=logging.DEBUG if args.debug else (logging.INFO if args.verbose else logging.WARNING),
+        level=logging.DEBUG if debug else (logging.INFO if verbose else logging.WARNING),
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return _run(args)
+        return run()
     except OptimizerError as exc:
-        if args.debug:
+        if debug:
             raise
-        print(f"optimize: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except InvariantError as exc:
-        if args.debug:
+        if debug:
             raise
-        print(f"optimize: internal error (please report): {exc}", file=sys.stderr)
+        print(f"{prog}: internal error (please report): {exc}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
-        print("optimize: interrupted; nothing written", file=sys.stderr)
+        print(f"{prog}: interrupted; nothing written", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: say so in one line, keep the traceback for --debug
-        if args.debug:
+        if debug:
             raise
         print(
-            f"optimize: internal error (please report; rerun with --debug): {type(exc).__name__}: {exc}".splitlines()[
+            f"{prog}: internal error (please report; rerun with --debug): {type(exc).__name__}: {exc}".splitlines()[
                 0
             ],
             file=sys.stderr,
