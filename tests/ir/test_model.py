@@ -11,7 +11,8 @@ from onnx import helper, numpy_helper
 
 from optimizer import ir
 from optimizer.errors import UsageError
-from tests.helpers import FLOAT, make_model
+from optimizer.optimize import OptimizeOptions, optimize_model
+from tests.helpers import FLOAT, make_model, run_ort
 
 
 def _model_with_if() -> onnx.ModelProto:
@@ -178,3 +179,39 @@ def test_initializers_listed_as_inputs_are_reported() -> None:
     assert [v.name for v in model.graph.inputs] == ["x"]
     res = EliminateDeadCode()(model, PassContext())
     assert res.stats["initializer dropped from graph inputs"] == 1
+
+
+def _split_by_computed_sizes() -> onnx.ModelProto:
+    # Split sizes computed at run time ([8, 0], from the node-test RotaryEmbedding body).
+    return make_model(
+        [
+            helper.make_node("Shape", ["x"], ["n"], start=1),
+            helper.make_node("Identity", ["n"], ["m"]),  # ONNX's data propagation stops here
+            helper.make_node("Sub", ["n", "m"], ["zero"]),
+            helper.make_node("Concat", ["m", "zero"], ["sizes"], axis=0),
+            helper.make_node("Split", ["x", "sizes"], ["a", "b"], axis=1),
+            helper.make_node("Shape", ["a"], ["y"]),
+        ],
+        [("x", FLOAT, [2, 8])],
+        [("y", onnx.TensorProto.INT64, [2])],
+        opset=18,
+    )
+
+
+def test_infer_shapes_does_not_guess_split_sizes() -> None:
+    # onnxruntime's symbolic inference assumed equal parts ([2, 4]); folding Shape(a) then
+    # baked [2, 4] into the graph (an invalid model, and a wrong output).
+    model = ir.Model.from_proto(_split_by_computed_sizes())
+    ir.infer_shapes(model)
+    a = model.graph.nodes[4].outputs[0]
+    assert a.shape in (None, [2, 8])
+    assert a.dtype == np.float32
+
+
+def test_optimize_split_by_computed_sizes_matches() -> None:
+    model = ir.Model.from_proto(_split_by_computed_sizes())
+    optimized, _ = optimize_model(model, OptimizeOptions(check=True))
+    proto = optimized.to_proto()
+    ir.check_model(proto)
+    (y,) = run_ort(proto, {"x": np.zeros((2, 8), np.float32)})
+    assert y.tolist() == [2, 8]
