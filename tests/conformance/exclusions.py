@@ -74,9 +74,6 @@ RULES: list[tuple[str, frozenset[str], str]] = [
     # GatherND with batch_dims=1: the symbolic shape inference records the output as rank 3
     # (batch_dims ignored), so the optimized model fails validation (exit 3, nothing written).
     (r"^test_gathernd_example_int32_batch_dim1$", BOTH, "known-bug"),
-    # Optimizer: Model.from_proto/export of optional-typed values raises UnboundLocalError
-    # (onnx-graphsurgeon export of an optional type) instead of a clear refusal.
-    (r"^test_identity_opt$", BOTH, "known-bug"),
 ]
 
 _COMPILED = [(re.compile(p), paths, cat) for p, paths, cat in RULES]

@@ -10,7 +10,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from optimizer import ir
-from optimizer.errors import UsageError
+from optimizer.errors import UnsupportedModelError, UsageError
 from optimizer.optimize import OptimizeOptions, optimize_model
 from tests.helpers import FLOAT, make_model, run_ort
 
@@ -215,3 +215,64 @@ def test_optimize_split_by_computed_sizes_matches() -> None:
     ir.check_model(proto)
     (y,) = run_ort(proto, {"x": np.zeros((2, 8), np.float32)})
     assert y.tolist() == [2, 8]
+
+
+def _optional_input_model() -> onnx.ModelProto:
+    optional = helper.make_optional_type_proto(
+        helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, [4])
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("OptionalHasElement", ["x"], ["h"]),
+            helper.make_node("OptionalGetElement", ["x"], ["v"]),
+            helper.make_node("Relu", ["v"], ["r"]),
+            helper.make_node("Mul", ["r", "one"], ["y"]),  # x * 1: something to optimize
+        ],
+        "optional",
+        [helper.make_value_info("x", optional)],
+        [
+            helper.make_tensor_value_info("h", onnx.TensorProto.BOOL, []),
+            helper.make_tensor_value_info("y", FLOAT, [4]),
+        ],
+        [numpy_helper.from_array(np.ones(4, np.float32), "one")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def test_optional_typed_values_pass_through() -> None:
+    # onnx-graphsurgeon cannot export an optional type (UnboundLocalError in its exporter:
+    # node tests optional_*, loop16_seq_none); the declared types are restored by name.
+    proto = _optional_input_model()
+    model = ir.Model.from_proto(proto)
+    again = model.to_proto()
+    assert again.graph.input[0].type == proto.graph.input[0].type
+    # check=False: the numerical check cannot draw random optional inputs (a clear UsageError).
+    optimized, _ = optimize_model(model, OptimizeOptions(check=False))
+    out = optimized.to_proto()
+    ir.check_model(out)
+    assert out.graph.input[0].type == proto.graph.input[0].type
+    assert "Mul" not in [n.op_type for n in out.graph.node]
+    x = np.array([1, -2, 3, -4], np.float32)
+    want, got = run_ort(proto, {"x": x}), run_ort(out, {"x": x})
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_type_proto_attribute_is_refused() -> None:
+    # onnx-graphsurgeon drops attributes of kind TYPE_PROTO (Optional's 'type': node test
+    # if_opt): a clear refusal instead of an invalid model or a raw exception.
+    seq = helper.make_sequence_type_proto(helper.make_tensor_type_proto(FLOAT, [5]))
+    graph = helper.make_graph(
+        [helper.make_node("Optional", [], ["o"], name="empty", type=seq)],
+        "g",
+        [],
+        [helper.make_value_info("o", helper.make_optional_type_proto(seq))],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    with pytest.raises(
+        UnsupportedModelError, match="node 'empty' \\(Optional\\): attribute 'type'"
+    ):
+        ir.Model.from_proto(proto)
