@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 from google.protobuf.message import DecodeError
+from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from optimizer.errors import InvalidModelError, ModelLoadError, UnsupportedModelError
 from optimizer.ir.graph import iter_graphs, share_name_scope
@@ -128,6 +129,7 @@ class Model:
         ]
         for value, _ in hidden:
             value.dtype = None
+        _string_constants_as_protos(self.graph)
         try:
             proto = gs.export_onnx(self.graph, do_type_check=False)
         finally:
@@ -374,6 +376,26 @@ def _check_attribute_kinds(proto: onnx.ModelProto, where: Path | None) -> None:
                     f"{where or 'model'}: node '{node.name}' ({node.op_type}): attribute "
                     f"'{attr.name}' of kind {kind} is not supported by this tool"
                 )
+
+
+def _string_constants_as_protos(graph: gs.Graph) -> None:
+    """Gives string constants whose values were read (a NumPy object array now) their
+    TensorProto back: graphsurgeon writes NumPy arrays as raw bytes, which strings cannot be."""
+
+    def fix(const: gs.Constant) -> None:
+        values = const._values  # not .values: that would load it
+        if isinstance(values, np.ndarray) and values.dtype.kind in "OUS":
+            tensor = onnx.numpy_helper.from_array(values, const.name)
+            const._values = LazyValues(tensor)
+
+    for g in iter_graphs(graph):
+        for value in g.tensors().values():
+            if isinstance(value, gs.Constant):
+                fix(value)
+        for node in g.nodes:
+            for attr in node.attrs.values():
+                if isinstance(attr, gs.Constant):
+                    fix(attr)
 
 
 def _non_tensor_types(graph: onnx.GraphProto) -> dict[str, onnx.TypeProto]:

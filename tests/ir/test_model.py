@@ -276,3 +276,53 @@ def test_type_proto_attribute_is_refused() -> None:
         UnsupportedModelError, match="node 'empty' \\(Optional\\): attribute 'type'"
     ):
         ir.Model.from_proto(proto)
+
+
+def test_string_constants_survive_being_read() -> None:
+    # Reading a string constant's values (as passes do) turned it into a NumPy object array,
+    # which onnx-graphsurgeon exported as raw bytes: "TypeError: Can not use raw_data to store
+    # string type" (node test ai_onnx_ml_label_encoder_tensor_mapping).
+    keys = numpy_helper.from_array(np.array(["a", "b", "c"], dtype=object), "keys")
+    values = numpy_helper.from_array(np.array([0, 1, 2], np.int16), "values")
+    default = numpy_helper.from_array(np.array([42], np.int16), "default")
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "LabelEncoder",
+                ["x"],
+                ["code"],
+                domain="ai.onnx.ml",
+                keys_tensor=keys,
+                values_tensor=values,
+                default_tensor=default,
+            ),
+            helper.make_node("Equal", ["x", "b"], ["is_b"]),
+        ],
+        "strings",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.STRING, [4])],
+        [
+            helper.make_tensor_value_info("code", onnx.TensorProto.INT16, [4]),
+            helper.make_tensor_value_info("is_b", onnx.TensorProto.BOOL, [4]),
+        ],
+        [numpy_helper.from_array(np.array(["b"], dtype=object), "b")],
+    )
+    proto = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 19), helper.make_opsetid("ai.onnx.ml", 4)]
+    )
+    proto.ir_version = 9
+    onnx.checker.check_model(proto, full_check=True)
+    model = ir.Model.from_proto(proto)
+    loaded = [
+        value.values.dtype  # reading .values loads the constant into NumPy
+        for _, node in ir.iter_nodes(model.graph)
+        for value in [*node.inputs, *node.attrs.values()]
+        if isinstance(value, ir.Constant)
+    ]
+    assert loaded.count(np.dtype(object)) == 2
+    optimized, _ = optimize_model(model, OptimizeOptions(check=False))
+    out = optimized.to_proto()
+    ir.check_model(out)
+    x = np.array(["a", "c", "z", "b"], dtype=object)
+    want, got = run_ort(proto, {"x": x}), run_ort(out, {"x": x})
+    assert got[0].tolist() == want[0].tolist() == [0, 2, 42, 1]
+    assert got[1].tolist() == want[1].tolist() == [False, False, False, True]
