@@ -160,8 +160,18 @@ def _collect(inferred: onnx.ModelProto) -> _Inferred:
 def _merge(known: _Inferred, extra: _Inferred) -> None:
     for name, (elem, shape) in extra.items():
         have = known.get(name)
-        if have is None or _score(shape) > _score(have[1]):
+        if have is None or (_score(shape) > _score(have[1]) and _agrees(shape, have[1])):
             known[name] = (elem or (have[0] if have else 0), shape)
+
+
+def _agrees(shape: list[int | str | None] | None, exact: list[int | str | None] | None) -> bool:
+    """Whether ``shape`` can refine ``exact`` (ONNX's): same rank, same static dims. Symbolic
+    inference gets some ops wrong (GatherND's batch_dims ignored: one dim too many)."""
+    if exact is None or shape is None:
+        return True
+    if len(shape) != len(exact):
+        return False
+    return all(not isinstance(e, int) or d == e for d, e in zip(shape, exact, strict=True))
 
 
 def _full(shape: list[int | str | None] | None) -> float:

@@ -79,9 +79,6 @@ RULES: list[tuple[str, frozenset[str], str]] = [
     # onnx's own strict shape inference rejects the original model (MeanVarianceNormalization's
     # function body at this opset): the optimizer's output validation refuses it.
     (r"^test_mvn$", BOTH, "invalid-test-model"),
-    # GatherND with batch_dims=1: the symbolic shape inference records the output as rank 3
-    # (batch_dims ignored), so the optimized model fails validation (exit 3, nothing written).
-    (r"^test_gathernd_example_int32_batch_dim1$", BOTH, "known-bug"),
 ]
 
 _COMPILED = [(re.compile(p), paths, cat) for p, paths, cat in RULES]

@@ -326,3 +326,23 @@ def test_string_constants_survive_being_read() -> None:
     want, got = run_ort(proto, {"x": x}), run_ort(out, {"x": x})
     assert got[0].tolist() == want[0].tolist() == [0, 2, 42, 1]
     assert got[1].tolist() == want[1].tolist() == [False, False, False, True]
+
+
+def test_infer_shapes_keeps_onnx_rank_over_symbolic() -> None:
+    # onnxruntime's symbolic inference ignores GatherND's batch_dims ([2, 2, 2] here); its
+    # higher "score" used to win over ONNX's exact [2, 2], and the optimized model failed
+    # validation (node test gathernd_example_int32_batch_dim1).
+    proto = make_model(
+        [
+            helper.make_node("GatherND", ["data", "idx"], ["g"], batch_dims=1),
+            helper.make_node("Neg", ["g"], ["y"]),
+        ],
+        [("data", onnx.TensorProto.INT32, [2, 2, 2])],
+        [("y", onnx.TensorProto.INT32, [2, 2])],
+        {"idx": np.array([[1], [0]], np.int64)},
+    )
+    model = ir.Model.from_proto(proto)
+    ir.infer_shapes(model)
+    assert model.graph.nodes[0].outputs[0].shape == [2, 2]
+    optimized, _ = optimize_model(model, OptimizeOptions(check=True))
+    ir.check_model(optimized.to_proto())
