@@ -67,6 +67,42 @@ def layer_normalization(inputs: list[Any], attrs: dict[str, Any], opset: int) ->
     return [y.astype(x.dtype), mean.astype(stash), inv_std.astype(stash)]
 
 
+def rms_normalization(inputs: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+    """RMSNormalization over axes ``axis..rank-1``: ``x / sqrt(mean(x^2) + epsilon) * scale``."""
+    x, scale = np.asarray(inputs[0]), np.asarray(inputs[1])
+    axes = tuple(range(norm_axis(int(attrs.get("axis", -1)), x.ndim), x.ndim))
+    xw = x.astype(np.float64)
+    rms = np.sqrt((xw * xw).mean(axis=axes, keepdims=True) + attrs.get("epsilon", 1e-5))
+    return [(xw / rms * scale.astype(np.float64)).astype(x.dtype)]
+
+
+def group_normalization(inputs: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+    """GroupNormalization: normalize each group of ``C / num_groups`` channels of a sample;
+    scale and bias are per channel (opset 21) or per group (opset 18)."""
+    x, scale, bias = (np.asarray(v) for v in inputs[:3])
+    groups = int(attrs["num_groups"])
+    n, c = x.shape[:2]
+    xw = x.astype(np.float64).reshape(n, groups, -1)
+    mean = xw.mean(axis=2, keepdims=True)
+    var = xw.var(axis=2, keepdims=True)
+    y = ((xw - mean) / np.sqrt(var + attrs.get("epsilon", 1e-5))).reshape(x.shape)
+    if opset < 21:
+        scale, bias = np.repeat(scale, c // groups), np.repeat(bias, c // groups)
+    y = y * _channel(scale, x.ndim) + _channel(bias, x.ndim)
+    return [y.astype(x.dtype)]
+
+
+def _group_norm_check(node: NodeInfo, target: str) -> Support:
+    groups = node.attrs.get("num_groups")
+    shape = node.input_shapes[0] if node.input_shapes else None
+    channels = shape[1] if shape is not None and len(shape) > 1 else None
+    if groups is None or int(groups) <= 0:
+        return Support.no("num_groups missing or not positive")
+    if isinstance(channels, int) and channels % int(groups):
+        return Support.no(f"{channels} channels do not split into {groups} groups")
+    return NO_EXOTIC_DTYPES(node, target)
+
+
 def lp_normalization(inputs: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
     """LpNormalization (p = 1 or 2) along ``axis``."""
     x = np.asarray(inputs[0])
@@ -136,6 +172,8 @@ def lrn(inputs: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray
 register(ref("BatchNormalization", batch_normalization, check=all_of(_bn_check, NO_EXOTIC_DTYPES)))
 register(ref("InstanceNormalization", instance_normalization, check=NO_EXOTIC_DTYPES))
 register(ref("LayerNormalization", layer_normalization, since=17, check=NO_EXOTIC_DTYPES))
+register(ref("RMSNormalization", rms_normalization, since=23, check=NO_EXOTIC_DTYPES))
+register(ref("GroupNormalization", group_normalization, since=18, check=_group_norm_check))
 register(ref("LpNormalization", lp_normalization, check=NO_EXOTIC_DTYPES))
 register(
     ref("MeanVarianceNormalization", mean_variance_normalization, since=9, check=NO_EXOTIC_DTYPES)

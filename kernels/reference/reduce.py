@@ -1,4 +1,4 @@
-"""Reference kernels: reductions, ArgMax/ArgMin, TopK and CumSum."""
+"""Reference kernels: reductions, ArgMax/ArgMin, TopK, CumSum and CumProd."""
 
 from __future__ import annotations
 
@@ -84,23 +84,31 @@ def top_k(inputs: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarr
     return [np.take_along_axis(x, idx, axis=axis), idx.astype(np.int64)]
 
 
-def cum_sum(inputs: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
-    """CumSum along the axis input, optionally exclusive and/or reversed."""
-    x = np.asarray(inputs[0])
-    axis = norm_axis(int(np.asarray(inputs[1]).reshape(-1)[0]), x.ndim)
-    y = np.flip(x, axis) if attrs.get("reverse", 0) else x
-    y = np.cumsum(_wide(y), axis=axis)
-    if attrs.get("exclusive", 0):
-        y = np.concatenate(
-            [
-                np.zeros_like(np.take(y, [0], axis=axis)),
-                np.take(y, np.arange(y.shape[axis] - 1), axis=axis),
-            ],
-            axis=axis,
-        )
-    if attrs.get("reverse", 0):
-        y = np.flip(y, axis)
-    return [y.astype(x.dtype)]
+def _cumulative(op: str):
+    accumulate, neutral = (np.cumsum, 0) if op == "CumSum" else (np.cumprod, 1)
+
+    def kernel(inputs: list[Any], attrs: dict[str, Any], opset: int) -> list[np.ndarray]:
+        x = np.asarray(inputs[0])
+        axis = norm_axis(int(np.asarray(inputs[1]).reshape(-1)[0]), x.ndim)
+        y = np.flip(x, axis) if attrs.get("reverse", 0) else x
+        y = accumulate(_wide(y), axis=axis)
+        if attrs.get("exclusive", 0):
+            y = np.concatenate(
+                [
+                    np.full_like(np.take(y, [0], axis=axis), neutral),
+                    np.take(y, np.arange(y.shape[axis] - 1), axis=axis),
+                ],
+                axis=axis,
+            )
+        if attrs.get("reverse", 0):
+            y = np.flip(y, axis)
+        return [y.astype(x.dtype)]
+
+    kernel.__doc__ = f"{op} along the axis input, optionally exclusive and/or reversed."
+    return kernel
+
+
+cum_sum = _cumulative("CumSum")
 
 
 for _op in _REDUCE:
@@ -109,3 +117,4 @@ register(ref("ArgMax", _arg("ArgMax"), check=NO_EXOTIC_DTYPES))
 register(ref("ArgMin", _arg("ArgMin"), check=NO_EXOTIC_DTYPES))
 register(ref("TopK", top_k, check=NO_EXOTIC_DTYPES))
 register(ref("CumSum", cum_sum, since=11, check=NO_EXOTIC_DTYPES))
+register(ref("CumProd", _cumulative("CumProd"), since=26, check=NO_EXOTIC_DTYPES))

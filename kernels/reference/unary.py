@@ -39,6 +39,12 @@ def _hard_sigmoid(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     return np.clip(alpha * x + beta, 0, 1).astype(x.dtype)
 
 
+def _shrink(x: np.ndarray, lambd: float, bias: float) -> np.ndarray:
+    """Shrink: ``x + bias`` below ``-lambd``, ``x - bias`` above ``lambd``, else 0."""
+    xw = x.astype(np.float64)
+    return np.where(xw < -lambd, xw + bias, np.where(xw > lambd, xw - bias, 0)).astype(x.dtype)
+
+
 _SELU_ALPHA = 1.67326319217681884765625
 _SELU_GAMMA = 1.05070102214813232421875
 
@@ -92,10 +98,14 @@ _UNARY: dict[str, Callable[[np.ndarray, dict[str, Any]], np.ndarray]] = {
         | (np.isneginf(x) if a.get("detect_negative", 1) else np.zeros(x.shape, bool))
     ),
     "Identity": lambda x, a: x,
+    "Swish": lambda x, a: (x * _sigmoid(a.get("alpha", 1.0) * x)).astype(x.dtype),
+    "Shrink": lambda x, a: _shrink(x, a.get("lambd", 0.5), a.get("bias", 0.0)),
 }
 
 # First opset of each op that is younger than opset 1.
 _SINCE = {
+    "Swish": 24,
+    "Shrink": 9,
     "Gelu": 20,
     "Mish": 18,
     "HardSwish": 14,

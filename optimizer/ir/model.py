@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 from google.protobuf.message import DecodeError
+from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from optimizer.errors import InvalidModelError, ModelLoadError, UnsupportedModelError
 from optimizer.ir.graph import iter_graphs, share_name_scope
@@ -60,6 +61,9 @@ class Model:
     # Initializers also listed as graph inputs (old exporters' "overridable" weights): they
     # become plain constants, which is what lets them fold; the dead-code pass reports them.
     initializer_inputs: int = 0
+    # Declared non-tensor types (optional, sequence, map) by value name: graphsurgeon cannot
+    # write them back, so ``to_proto`` restores them (see ``_non_tensor_types``).
+    value_types: dict[str, onnx.TypeProto] = field(default_factory=dict)
     # Symbolic shape inference results by value name (see ``shapes.infer_shapes``).
     symbolic_shapes: dict[str, tuple[int, list[int | str | None] | None]] = field(
         default_factory=dict
@@ -71,6 +75,7 @@ class Model:
     def from_proto(cls, proto: onnx.ModelProto, source_path: Path | None = None) -> Model:
         """Wraps a ModelProto. The proto must already have its external data loaded."""
         check_domains(proto, source_path)
+        _check_attribute_kinds(proto, source_path)
         opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
         node_info = {}
         for node in _iter_node_protos(proto.graph):
@@ -84,9 +89,11 @@ class Model:
         unused = sum(1 for t in proto.graph.initializer if t.name not in used)
         init_names = {t.name for t in proto.graph.initializer}
         _rename_shadowing_initializers(proto.graph, set())
+        value_types = _non_tensor_types(proto.graph)
         graph = gs.import_onnx(proto)
         share_name_scope(graph)
         return cls(
+            value_types=value_types,
             unused_initializers=unused,
             initializer_inputs=sum(1 for i in proto.graph.input if i.name in init_names),
             graph=graph,
@@ -112,7 +119,27 @@ class Model:
     def to_proto(self) -> onnx.ModelProto:
         """Exports to a ModelProto, restoring model-level fields and node metadata."""
         self.graph.opset = self.opset
-        proto = gs.export_onnx(self.graph, do_type_check=False)
+        # graphsurgeon fails on an optional type: those values go out untyped, then get
+        # their declared type back by name.
+        hidden = [
+            (v, v.dtype)
+            for g in iter_graphs(self.graph)
+            for v in g.tensors().values()
+            if v.name in self.value_types and isinstance(v, gs.Variable)
+        ]
+        for value, _ in hidden:
+            value.dtype = None
+        _string_constants_as_protos(self.graph)
+        try:
+            proto = gs.export_onnx(self.graph, do_type_check=False)
+        finally:
+            for value, dtype in hidden:
+                value.dtype = dtype
+        if self.value_types:
+            for g in iter_graph_protos(proto.graph):
+                for info in [*g.input, *g.output, *g.value_info]:
+                    if info.name in self.value_types:
+                        info.type.CopyFrom(self.value_types[info.name])
         proto.ir_version = max(self.ir_version, _min_ir_version(self.opset))
         proto.model_version = self.model_version
         proto.domain = self.domain
@@ -448,6 +475,64 @@ def iter_graph_protos(graph: onnx.GraphProto):
     for node in graph.node:
         for sub in subgraph_protos(node):
             yield from iter_graph_protos(sub)
+
+
+# Attribute kinds onnx-graphsurgeon imports; it drops any other (a type_proto, a list of
+# graphs or tensors) with a warning, which would change the model.
+_ATTRIBUTE_KINDS = frozenset(
+    {
+        onnx.AttributeProto.FLOAT,
+        onnx.AttributeProto.INT,
+        onnx.AttributeProto.STRING,
+        onnx.AttributeProto.TENSOR,
+        onnx.AttributeProto.GRAPH,
+        onnx.AttributeProto.FLOATS,
+        onnx.AttributeProto.INTS,
+        onnx.AttributeProto.STRINGS,
+    }
+)
+
+
+def _check_attribute_kinds(proto: onnx.ModelProto, where: Path | None) -> None:
+    for node in _iter_node_protos(proto.graph):
+        for attr in node.attribute:
+            if attr.type not in _ATTRIBUTE_KINDS and not attr.ref_attr_name:
+                kind = onnx.AttributeProto.AttributeType.Name(attr.type)
+                raise UnsupportedModelError(
+                    f"{where or 'model'}: node '{node.name}' ({node.op_type}): attribute "
+                    f"'{attr.name}' of kind {kind} is not supported by this tool"
+                )
+
+
+def _string_constants_as_protos(graph: gs.Graph) -> None:
+    """Gives string constants whose values were read (a NumPy object array now) their
+    TensorProto back: graphsurgeon writes NumPy arrays as raw bytes, which strings cannot be."""
+
+    def fix(const: gs.Constant) -> None:
+        values = const._values  # not .values: that would load it
+        if isinstance(values, np.ndarray) and values.dtype.kind in "OUS":
+            tensor = onnx.numpy_helper.from_array(values, const.name)
+            const._values = LazyValues(tensor)
+
+    for g in iter_graphs(graph):
+        for value in g.tensors().values():
+            if isinstance(value, gs.Constant):
+                fix(value)
+        for node in g.nodes:
+            for attr in node.attrs.values():
+                if isinstance(attr, gs.Constant):
+                    fix(attr)
+
+
+def _non_tensor_types(graph: onnx.GraphProto) -> dict[str, onnx.TypeProto]:
+    """Declared types other than plain tensors, by value name, in every graph."""
+    types: dict[str, onnx.TypeProto] = {}
+    for g in iter_graph_protos(graph):
+        for info in [*g.input, *g.output, *g.value_info]:
+            if info.type.WhichOneof("value") not in (None, "tensor_type"):
+                types[info.name] = onnx.TypeProto()
+                types[info.name].CopyFrom(info.type)
+    return types
 
 
 def _iter_node_protos(graph: onnx.GraphProto):

@@ -116,7 +116,30 @@ def _symbolic_inference(proto: onnx.ModelProto) -> _Inferred:
             "symbolic shape inference failed: %s", str(exc).splitlines()[0] if str(exc) else exc
         )
         return {}
-    return _collect(inferred) if inferred is not None else {}
+    if inferred is None:
+        return {}
+    found = _collect(inferred)
+    _forget_guessed_splits(proto, found)
+    return found
+
+
+def _forget_guessed_splits(proto: onnx.ModelProto, found: _Inferred) -> None:
+    """Drops the shapes symbolic inference guessed for a Split whose sizes it could not read.
+
+    With a ``split`` input computed at run time, onnxruntime's symbolic inference assumes
+    equal parts (``[8, 0]`` becomes ``[4, 4]``); a fold of ``Shape`` would then bake the wrong
+    size into the graph. The dtype is kept; the shape is left to ONNX's own inference.
+    """
+    for graph in iter_graph_protos(proto.graph):
+        constant = {t.name for t in graph.initializer}
+        constant.update(o for n in graph.node if n.op_type == "Constant" for o in n.output)
+        for node in graph.node:
+            if node.op_type != "Split" or node.domain not in ("", "ai.onnx"):
+                continue
+            if len(node.input) > 1 and node.input[1] and node.input[1] not in constant:
+                for out in node.output:
+                    if out in found:
+                        found[out] = (found[out][0], None)
 
 
 def _collect(inferred: onnx.ModelProto) -> _Inferred:
@@ -137,8 +160,18 @@ def _collect(inferred: onnx.ModelProto) -> _Inferred:
 def _merge(known: _Inferred, extra: _Inferred) -> None:
     for name, (elem, shape) in extra.items():
         have = known.get(name)
-        if have is None or _score(shape) > _score(have[1]):
+        if have is None or (_score(shape) > _score(have[1]) and _agrees(shape, have[1])):
             known[name] = (elem or (have[0] if have else 0), shape)
+
+
+def _agrees(shape: list[int | str | None] | None, exact: list[int | str | None] | None) -> bool:
+    """Whether ``shape`` can refine ``exact`` (ONNX's): same rank, same static dims. Symbolic
+    inference gets some ops wrong (GatherND's batch_dims ignored: one dim too many)."""
+    if exact is None or shape is None:
+        return True
+    if len(shape) != len(exact):
+        return False
+    return all(not isinstance(e, int) or d == e for d, e in zip(shape, exact, strict=True))
 
 
 def _full(shape: list[int | str | None] | None) -> float:

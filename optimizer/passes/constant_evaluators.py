@@ -198,8 +198,21 @@ def _slice(node: ir.Node, inputs: Inputs, opset: int) -> list[np.ndarray]:
     return [data[tuple(index)]]
 
 
+def range_scalars(*values: np.ndarray) -> list[np.ndarray]:
+    """Range's inputs as 0-d arrays. The spec wants scalars; onnxruntime also takes
+    one-element tensors (the AffineGrid function body passes ``[n]``), and so does folding."""
+    out = []
+    for value in values:
+        value = np.asarray(value)
+        if value.size != 1:
+            raise CannotEvaluate(f"Range input of shape {value.shape}: not a scalar")
+        out.append(value.reshape(()))
+    return out
+
+
 def range_length(start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> int:
     """Number of elements of ``Range(start, limit, delta)``."""
+    start, limit, delta = range_scalars(start, limit, delta)
     if start.dtype.kind in "iu":
         s, lim, d = int(start), int(limit), int(delta)
         if d == 0:
@@ -209,7 +222,7 @@ def range_length(start: np.ndarray, limit: np.ndarray, delta: np.ndarray) -> int
 
 
 def _range(node: ir.Node, inputs: Inputs, opset: int) -> list[np.ndarray]:
-    start, limit, delta = inputs[0], inputs[1], inputs[2]
+    start, limit, delta = range_scalars(inputs[0], inputs[1], inputs[2])
     if start.dtype.kind not in "iu":
         raise CannotEvaluate("float Range: the reference evaluator decides rounding")
     n = range_length(start, limit, delta)

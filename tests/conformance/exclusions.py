@@ -34,6 +34,10 @@ CATEGORIES: dict[str, str] = {
     "ort-spec-divergence": "onnxruntime and onnx's reference implementation disagree here; the "
     "native kernel follows onnxruntime (the tool's numerical reference); onnxruntime fails this "
     "test on the original model too (Resize linear downsample with align_corners)",
+    "fp16-tolerance": "float16 outputs checked at rtol 1e-3, one to two float16 ulps: the "
+    "expected values (onnx's reference implementation) are themselves up to 1.4 ulp off the "
+    "exact result, the compiled module rounds every intermediate to float16 as the graph says "
+    "(1.1 ulp at most), so two correctly computed results can be 2 ulp apart",
     "invalid-test-model": "onnx's own strict shape inference rejects the test's original model; "
     "the optimizer validates its output the same way and refuses it with an error",
     "known-bug": "a bug found by this suite and not fixed yet (see the entry's comment); listed so "
@@ -68,15 +72,13 @@ RULES: list[tuple[str, frozenset[str], str]] = [
     (r"^test_(identity_opt|identity_sequence|equal_string|equal_string_broadcast)$", COMPILE,
      "non-tensor"),
     (r"^test_resize_downsample_scales_linear_align_corners$", COMPILE, "ort-spec-divergence"),
+    # Max error against the exact (float64) result, in float16 ulps: compiled 1.09, expected
+    # output 1.42, onnxruntime 0.49; the 2 failing elements (of 192) are those where the
+    # compiled value is the nearer one (0.4690 vs expected 0.4695, exact 0.46919).
+    (r"^test_attention_4d_causal_fp16_expanded$", COMPILE, "fp16-tolerance"),
     # onnx's own strict shape inference rejects the original model (MeanVarianceNormalization's
     # function body at this opset): the optimizer's output validation refuses it.
     (r"^test_mvn$", BOTH, "invalid-test-model"),
-    # GatherND with batch_dims=1: the symbolic shape inference records the output as rank 3
-    # (batch_dims ignored), so the optimized model fails validation (exit 3, nothing written).
-    (r"^test_gathernd_example_int32_batch_dim1$", BOTH, "known-bug"),
-    # Optimizer: Model.from_proto/export of optional-typed values raises UnboundLocalError
-    # (onnx-graphsurgeon export of an optional type) instead of a clear refusal.
-    (r"^test_identity_opt$", BOTH, "known-bug"),
 ]
 
 _COMPILED = [(re.compile(p), paths, cat) for p, paths, cat in RULES]

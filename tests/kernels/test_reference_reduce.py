@@ -1,4 +1,4 @@
-"""Reference reductions, ArgMax/ArgMin, TopK and CumSum against onnxruntime."""
+"""Reference reductions, ArgMax/ArgMin, TopK, CumSum and CumProd against onnxruntime."""
 
 from __future__ import annotations
 
@@ -113,6 +113,21 @@ CASES += [
         lambda rng: [rand(rng, 5), np.array(0, np.int64)],
         attrs={"reverse": 1},
         id="reverse",
+    ),
+    Case("CumProd", lambda rng: [rand(rng, 3, 4), np.array(1, np.int64)], opset=26),
+    Case(
+        "CumProd",
+        lambda rng: [rand(rng, 3, 4), np.array(-2, np.int32)],
+        attrs={"exclusive": 1, "reverse": 1},
+        opset=26,
+        id="exclusive-reverse",
+    ),
+    Case(
+        "CumProd",
+        lambda rng: [rand(rng, 3, 4, dtype=np.int64, low=-3, high=4), np.array(0, np.int64)],
+        attrs={"exclusive": 1},
+        opset=26,
+        id="int64-exclusive",
     ),
 ]
 

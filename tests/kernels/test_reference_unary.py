@@ -45,6 +45,11 @@ _PLAIN = [
 
 CASES = [Case(op, _x()) for op in _PLAIN] + [
     Case("Mish", _x(), opset=18),
+    Case("Swish", _x(), opset=24),
+    Case("Swish", _x(), attrs={"alpha": 0.5}, opset=24, id="alpha"),
+    Case("Shrink", _x(-2, 2)),
+    Case("Shrink", _x(-2, 2), attrs={"lambd": 1.0, "bias": 0.3}, id="soft"),
+    Case("Shrink", _x(-5, 5, dtype=np.int32), attrs={"lambd": 1.5, "bias": 1.0}, id="int32"),
     Case("Log", _x(0.01, 5)),
     Case("Sqrt", _x(0.0, 5)),
     Case("Asin", _x(-0.99, 0.99)),

@@ -494,3 +494,23 @@ def test_shape_chain_folds_once_input_shapes_are_pinned():
     assert dict(res.stats) == {"Shape folded": 1, "node folded": 3}
     assert op_list(model) == ["Reshape"]
     np.testing.assert_array_equal(_const_input(model, "Reshape", 1), [5, -1])
+
+
+def test_range_of_one_element_tensors_folds():
+    # The AffineGrid function body (node test affine_grid_2d_expanded) gives Range a computed
+    # one-element 1-D limit, which onnxruntime accepts. Folding the Identity alone made every
+    # Range input an initializer, and strict shape inference rejects a non-scalar initializer
+    # there: the optimized model was invalid. Range of one-element tensors now folds too.
+    proto = make_model(
+        [
+            node("Identity", ["n1"], ["lim"]),
+            node("Range", ["zero", "lim", "one"], ["r"]),
+            node("Cast", ["r"], ["rf"], to=FLOAT),
+            node("Add", ["x", "rf"], ["y"]),
+        ],
+        [("x", FLOAT, [3])],
+        [("y", FLOAT, [3])],
+        {"n1": np.array([3], I64), "zero": np.array(0, I64), "one": np.array(1, I64)},
+    )
+    model = assert_rewrites(FoldConstants(), proto, ["Add"], {"node folded": 3})
+    np.testing.assert_array_equal(_const_input(model, "Add", 1), [0.0, 1.0, 2.0])
