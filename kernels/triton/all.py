@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from optimizer.kernels.triton import (
+    conv,  # noqa: F401
     epilogue,  # noqa: F401
     gemm,  # noqa: F401
 )
