@@ -6,4 +6,5 @@ from optimizer.kernels.triton import (
     conv,  # noqa: F401
     epilogue,  # noqa: F401
     gemm,  # noqa: F401
+    pool,  # noqa: F401
 )
