@@ -37,6 +37,7 @@ from optimizer.kernels.triton.gemm import (
     check_params,
     dot_precision,
     interpreter_upcast,
+    order_by_fill,
     step_dtype,
 )
 from optimizer.kernels.triton.launch import (
@@ -98,17 +99,23 @@ def conv2d_igemm_kernel(
     SH: tl.constexpr, SW: tl.constexpr, PT: tl.constexpr, PL: tl.constexpr,
     DH: tl.constexpr, DW: tl.constexpr, CG: tl.constexpr, MG: tl.constexpr,
     W_LAYOUT: tl.constexpr, TRANSPOSED: tl.constexpr, FLAT_K: tl.constexpr,
+    POINTWISE: tl.constexpr,
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, RESIDUAL_AFTER_ACT: tl.constexpr,
     ACT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_CO: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_CO: tl.constexpr,
 ):  # fmt: skip
     """A ``BLOCK_CO x BLOCK_P`` tile (channels x pixels) of group ``program_id(1)``."""
-    P: tl.constexpr = NB * OH * OW
+    OHW: tl.constexpr = OH * OW
     KHW: tl.constexpr = KH * KW
+    NUM_CB: tl.constexpr = (CG + BLOCK_K - 1) // BLOCK_K
+    TILES_PER_IMG: tl.constexpr = (OHW + BLOCK_P - 1) // BLOCK_P
     pid = tl.program_id(0)
     g = tl.program_id(1)
     num_co = tl.cdiv(MG, BLOCK_CO)
-    num_p = tl.cdiv(P, BLOCK_P)
+    if POINTWISE:
+        num_p = NB * TILES_PER_IMG
+    else:
+        num_p = tl.cdiv(NB * OHW, BLOCK_P)
     num_in_group = GROUP_CO * num_p
     first_co = (pid // num_in_group) * GROUP_CO
     group_rows = tl.minimum(num_co - first_co, GROUP_CO)
@@ -116,16 +123,25 @@ def conv2d_igemm_kernel(
     pid_p = (pid % num_in_group) // group_rows
 
     rco = pid_co * BLOCK_CO + tl.arange(0, BLOCK_CO)
-    rp = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
     rk = tl.arange(0, BLOCK_K)
     # Out-of-range channels / pixels wrap onto valid ones (never stored): no mask needed on W.
     wco = rco % MG
-    wp = rp % P
-    n = wp // (OH * OW)
-    q = wp % (OH * OW)
-    oh = q // OW
-    ow = q % OW
-    x_img = x_ptr + (n * C + g * CG) * (H * W)  # [BLOCK_P] pointers to (n, first channel)
+    if POINTWISE:
+        # 1x1, stride 1, no padding: a tile's pixels are consecutive ones of one image, so the
+        # X slices are contiguous rows (vectorized, pipelined loads).
+        n = pid_p // TILES_PER_IMG
+        q = (pid_p % TILES_PER_IMG) * BLOCK_P + tl.arange(0, BLOCK_P)
+        p_live = q < OHW
+        x_pix = x_ptr + (n * C + g * CG) * (H * W) + q % OHW
+    else:
+        rp = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+        p_live = rp < NB * OHW
+        wp = rp % (NB * OHW)
+        n = wp // OHW
+        q = wp % OHW
+        oh = q // OW
+        ow = q % OW
+        x_img = x_ptr + (n * C + g * CG) * (H * W)  # [BLOCK_P] pointers to (n, first channel)
 
     acc = tl.zeros((BLOCK_CO, BLOCK_P), dtype=tl.float32)
     if FLAT_K:
@@ -146,38 +162,36 @@ def conv2d_igemm_kernel(
                 xs = xs.to(tl.float32)
             acc = tl.dot(ws, xs, acc, input_precision=DOT_PRECISION)
     else:
-        for t in range(0, KHW):
-            ih, iw, ok = _in_coords(
-                oh, ow, t // KW, t % KW, H, W, SH, SW, PT, PL, DH, DW, TRANSPOSED
-            )
-            x_tap = x_img + ih * W + iw
-            for c0 in range(0, CG, BLOCK_K):
-                rc = c0 + rk
-                if CG % BLOCK_K == 0:
-                    xs = tl.load(
-                        x_tap[None, :] + rc[:, None] * (H * W), mask=ok[None, :], other=0.0
-                    )
-                    ws = tl.load(
-                        w_ptr + _w_offsets(rc[None, :], t, wco[:, None], g, CG, MG, KHW, W_LAYOUT)
-                    )
+        # One flat loop over (tap, channel block) so the software pipeliner sees every step.
+        for it in range(0, KHW * NUM_CB):
+            t = it // NUM_CB
+            rc = (it % NUM_CB) * BLOCK_K + rk
+            if POINTWISE:
+                x_ptrs = x_pix[None, :] + rc[:, None] * (H * W)
+                ok = rc[:, None] < CG
+            else:
+                ih, iw, ok = _in_coords(
+                    oh, ow, t // KW, t % KW, H, W, SH, SW, PT, PL, DH, DW, TRANSPOSED
+                )
+                x_ptrs = x_img[None, :] + rc[:, None] * (H * W) + (ih * W + iw)[None, :]
+                ok = ok[None, :] & (rc[:, None] < CG)
+            w_ptrs = w_ptr + _w_offsets(rc[None, :], t, wco[:, None], g, CG, MG, KHW, W_LAYOUT)
+            if CG % BLOCK_K == 0:
+                ws = tl.load(w_ptrs)
+                if POINTWISE:
+                    xs = tl.load(x_ptrs)
                 else:
-                    xs = tl.load(
-                        x_tap[None, :] + rc[:, None] * (H * W),
-                        mask=ok[None, :] & (rc < CG)[:, None],
-                        other=0.0,
-                    )
-                    ws = tl.load(
-                        w_ptr + _w_offsets(rc[None, :], t, wco[:, None], g, CG, MG, KHW, W_LAYOUT),
-                        mask=(rc < CG)[None, :],
-                        other=0.0,
-                    )
-                if UPCAST:
-                    ws = ws.to(tl.float32)
-                    xs = xs.to(tl.float32)
-                acc = tl.dot(ws, xs, acc, input_precision=DOT_PRECISION)
+                    xs = tl.load(x_ptrs, mask=ok, other=0.0)
+            else:
+                ws = tl.load(w_ptrs, mask=(rc < CG)[None, :], other=0.0)
+                xs = tl.load(x_ptrs, mask=ok, other=0.0)
+            if UPCAST:
+                ws = ws.to(tl.float32)
+                xs = xs.to(tl.float32)
+            acc = tl.dot(ws, xs, acc, input_precision=DOT_PRECISION)
 
     co = g * MG + rco
-    mask = (rco < MG)[:, None] & (rp < P)[None, :]
+    mask = (rco < MG)[:, None] & p_live[None, :]
     bias = 0.0
     if HAS_BIAS:
         bias = tl.load(b_ptr + co, mask=rco < MG, other=0.0).to(tl.float32)[:, None]
@@ -249,6 +263,7 @@ _CONV_TC_FEW_PIXELS = [  # late layers at batch 1: 49-196 pixels, 256-2048 chann
     TileConfig(128, 32, 64, 8, 4, 3),
     TileConfig(64, 32, 64, 8, 4, 3),
     TileConfig(32, 64, 64, 8, 4, 3),
+    TileConfig(32, 32, 64, 8, 4, 3),
 ]
 _CONV_FMA = [
     TileConfig(64, 128, 16, 8, 8, 2),
@@ -265,12 +280,13 @@ _FEW_PIXELS = 256
 
 
 def conv_tile_candidates(
-    mg: int, pixels: int, cg: int, dtype: str, allow_tf32: bool = False
+    mg: int, pixels: int, cg: int, dtype: str, allow_tf32: bool = False, group: int = 1
 ) -> list[TileConfig]:
     """Candidate tilings (first = the default rule's pick) for Mg channels x ``pixels``.
 
-    Small channel counts (Mg <= 32: stems, narrow groups) take the narrowest channel tile of
-    the class first, so fewer lanes idle on the padded rows.
+    Small channel counts (Mg <= 32: stems, narrow groups) prefer the narrowest channel tile of
+    the class, so fewer lanes idle on the padded rows; then the fill rule of
+    :func:`~optimizer.kernels.triton.gemm.order_by_fill` picks.
     """
     tensor_cores = dtype != "float32" or allow_tf32
     if pixels <= _FEW_PIXELS:
@@ -280,7 +296,7 @@ def conv_tile_candidates(
     table = list(table)
     if mg <= 32:
         table.sort(key=lambda c: c.block_m)
-    return table
+    return order_by_fill(table, mg, pixels, group)
 
 
 # --- plans -------------------------------------------------------------------------------------
@@ -328,7 +344,16 @@ def _launch_igemm(
     co = y[1]
     cg, mg = c // group, co // group
     pixels = nb * y[2] * y[3]
-    cfg = config or conv_tile_candidates(mg, pixels, cg, dtype, allow_tf32)[0]
+    cfg = config or conv_tile_candidates(mg, pixels, cg, dtype, allow_tf32, group)[0]
+    flat_k = cg < cfg.block_k
+    pointwise = (
+        kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and x[2:] == y[2:] and not transposed
+    ) and not flat_k
+    num_p = (
+        nb * triton.cdiv(y[2] * y[3], cfg.block_n)
+        if pointwise
+        else triton.cdiv(pixels, cfg.block_n)
+    )
     return TritonLaunch(
         name=name,
         kernel=conv2d_igemm_kernel,
@@ -361,7 +386,8 @@ def _launch_igemm(
             "MG": mg,
             "W_LAYOUT": w_layout,
             "TRANSPOSED": transposed,
-            "FLAT_K": cg < cfg.block_k,
+            "FLAT_K": flat_k,
+            "POINTWISE": pointwise,
             "HAS_BIAS": b is not None,
             "HAS_RES": r is not None,
             "RESIDUAL_AFTER_ACT": bool(rafter),
@@ -373,7 +399,7 @@ def _launch_igemm(
             "BLOCK_K": cfg.block_k,
             "GROUP_CO": cfg.group_m,
         },
-        grid=(triton.cdiv(mg, cfg.block_m) * triton.cdiv(pixels, cfg.block_n), group, 1),
+        grid=(triton.cdiv(mg, cfg.block_m) * num_p, group, 1),
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
     )
@@ -573,7 +599,12 @@ def conv_candidates(
             "conv_transpose2d_f32": plan_conv_transpose2d}[entry]  # fmt: skip
     c = plan(inputs, outputs, iparams, fparams, allow_tf32=allow_tf32).constexprs
     return conv_tile_candidates(
-        c["MG"], c["NB"] * c["OH"] * c["OW"], c["CG"], outputs[0].dtype, allow_tf32
+        c["MG"],
+        c["NB"] * c["OH"] * c["OW"],
+        c["CG"],
+        outputs[0].dtype,
+        allow_tf32,
+        inputs[0].shape[1] // c["CG"],
     )
 
 

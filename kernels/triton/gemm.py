@@ -79,6 +79,8 @@ _TC_MEDIUM = [
     TileConfig(128, 64, 64, 8, 4, 4),
     TileConfig(64, 256, 64, 8, 8, 3),
     TileConfig(64, 64, 128, 8, 4, 3),
+    TileConfig(32, 64, 64, 8, 4, 4),
+    TileConfig(32, 32, 128, 8, 4, 3),
 ]
 _TC_SMALL_M = [
     TileConfig(16, 64, 128, 1, 4, 4),
@@ -96,6 +98,7 @@ _FMA_MEDIUM = [
     TileConfig(64, 64, 32, 8, 4, 3),
     TileConfig(32, 64, 32, 8, 4, 3),
     TileConfig(64, 128, 16, 8, 4, 3),
+    TileConfig(32, 32, 32, 8, 4, 3),
 ]
 _FMA_SMALL_M = [
     TileConfig(16, 64, 64, 1, 4, 3),
@@ -104,10 +107,31 @@ _FMA_SMALL_M = [
 ]
 
 
-def tile_candidates(
-    m: int, n: int, k: int, dtype: str, allow_tf32: bool = False
+#: Streaming multiprocessors of the default target (H100 SXM: 132); the fill rule's goal.
+NUM_SMS = 132
+
+
+def order_by_fill(
+    table: Sequence[TileConfig], m: int, n: int, batch: int = 1, sms: int = NUM_SMS
 ) -> list[TileConfig]:
-    """Candidate tilings for an ``m x n`` output with reduction ``k``; the first is the default.
+    """``table`` with the rule's pick first: the first tiling (in table order, i.e. preference)
+    that gives every SM a program, else the one giving the most programs (small problems are
+    latency-bound: more, smaller tiles beat idle SMs)."""
+
+    def programs(c: TileConfig) -> int:
+        return triton.cdiv(m, c.block_m) * triton.cdiv(n, c.block_n) * batch
+
+    pick = next((c for c in table if programs(c) >= sms), None)
+    if pick is None:
+        pick = max(table, key=programs)  # max() keeps the first of equals
+    return [pick, *(c for c in table if c is not pick)]
+
+
+def tile_candidates(
+    m: int, n: int, k: int, dtype: str, allow_tf32: bool = False, batch: int = 1
+) -> list[TileConfig]:
+    """Candidate tilings for ``batch`` ``m x n`` outputs with reduction ``k``; the first is the
+    shape rule's pick (see :func:`order_by_fill`).
 
     Shape classes: ``m <= 16`` (GEMV-like: few rows, wide N tiles, deep K), ``m * n`` below
     ~128 tiles' worth of 128x128 (medium: 64-row tiles keep more programs in flight on 132
@@ -120,7 +144,7 @@ def tile_candidates(
         table = _TC_MEDIUM if tensor_cores else _FMA_MEDIUM
     else:
         table = _TC_LARGE if tensor_cores else _FMA_LARGE
-    return list(table)
+    return order_by_fill(table, m, n, batch)
 
 
 def dot_precision(dtype: str, allow_tf32: bool) -> str:
@@ -339,7 +363,7 @@ def plan_gemm(
     if batch >= 2**16:
         raise Unsupported(f"{where}: {batch} batch entries exceed the grid's 65535")
 
-    cfg = config or tile_candidates(rows, n, k, dtype, allow_tf32)[0]
+    cfg = config or tile_candidates(rows, n, k, dtype, allow_tf32, batch)[0]
     grid_m, grid_n = triton.cdiv(rows, cfg.block_m), triton.cdiv(n, cfg.block_n)
     return TritonLaunch(
         name="triton.gemm_bias_act",
@@ -398,8 +422,9 @@ def gemm_candidates(
     allow_tf32: bool = False,
 ) -> list[TileConfig]:
     """The tilings a tactic step may time for this step (first = the shape rule's pick)."""
-    c = plan_gemm(inputs, outputs, iparams, fparams, allow_tf32=allow_tf32).constexprs
-    return tile_candidates(c["M"], c["N"], c["K"], outputs[0].dtype, allow_tf32)
+    launch = plan_gemm(inputs, outputs, iparams, fparams, allow_tf32=allow_tf32)
+    c = launch.constexprs
+    return tile_candidates(c["M"], c["N"], c["K"], outputs[0].dtype, allow_tf32, launch.grid[1])
 
 
 register_plan("gemm_f32", plan_gemm)

@@ -79,6 +79,8 @@ CASES = [
     (2, 8, 7, 7, 12, 3, 3, (1, 1, 1, 1, 1, 1, 1, 1, 4)),  # groups
     (1, 40, 6, 5, 33, 1, 1, (1, 1, 0, 0, 0, 0, 1, 1, 1)),  # 1x1, C not a multiple of BLOCK_K
     (1, 64, 5, 5, 40, 1, 1, (2, 2, 0, 0, 0, 0, 1, 1, 1)),  # 1x1 stride 2, C = 2 K blocks
+    (2, 64, 5, 7, 24, 1, 1, (1, 1, 0, 0, 0, 0, 1, 1, 1)),  # pointwise: 2 images x 2 tiles
+    (1, 4, 6, 6, 8, 1, 1, (1, 1, 0, 0, 0, 0, 1, 1, 1)),  # 1x1 narrower than a K slice: flat K
     (1, 3, 15, 15, 16, 7, 7, (2, 2, 3, 3, 3, 3, 1, 1, 1)),  # 3-channel stem (flat K)
 ]
 
@@ -106,6 +108,8 @@ def test_conv2d_shapes(device: str, case, packed: bool) -> None:
     scale = np.sqrt(c // geom[8] * kh * kw)
     np.testing.assert_allclose(y, expect, rtol=TOL["float32"], atol=TOL["float32"] * scale)
     assert lau.constexprs["FLAT_K"] == (c // geom[8] < lau.constexprs["BLOCK_K"])
+    pointwise = kh == kw == 1 and geom[:4] == (1, 1, 0, 0) and not lau.constexprs["FLAT_K"]
+    assert lau.constexprs["POINTWISE"] == pointwise
 
 
 @pytest.mark.parametrize("after", [0, 1])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from optimizer.kernels.triton.epilogue import act_reference
-from optimizer.kernels.triton.gemm import gemm_candidates, plan_gemm
+from optimizer.kernels.triton.gemm import TileConfig, gemm_candidates, order_by_fill, plan_gemm
 from optimizer.kernels.triton.launch import TensorDesc, Unsupported, launch_torch, plan_for
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -171,3 +171,12 @@ def test_mixed_dtypes_are_refused() -> None:
     descs = [TensorDesc((4, 5), "float32"), TensorDesc((5, 7), "float16")]
     with pytest.raises(Unsupported, match="share one dtype"):
         plan_gemm(descs, [TensorDesc((4, 7), "float32")], [0, 0, 0, 0], [1, 1, 0, 0])
+
+
+def test_fill_rule_prefers_tiles_that_occupy_every_sm() -> None:
+    big, small = TileConfig(128, 128, 32), TileConfig(32, 32, 32)
+    # 2048 x 2048: 256 programs of 128x128 already fill 132 SMs: the preferred (first) tile.
+    assert order_by_fill([big, small], 2048, 2048)[0] is big
+    # 128 x 768 (BERT at batch 1): 6 big programs vs 96 small ones: the most programs win.
+    assert order_by_fill([big, small], 128, 768) == [small, big]
+    assert order_by_fill([big, small], 128, 768, batch=32)[0] is big
