@@ -92,6 +92,59 @@ def _in_coords(
 
 
 @triton.jit
+def _igemm_operands(
+    it, x_img, x_pix, oh, ow, wco, g, rk, w_ptr,
+    H: tl.constexpr, W: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+    SH: tl.constexpr, SW: tl.constexpr, PT: tl.constexpr, PL: tl.constexpr,
+    DH: tl.constexpr, DW: tl.constexpr, CG: tl.constexpr, MG: tl.constexpr,
+    W_LAYOUT: tl.constexpr, TRANSPOSED: tl.constexpr, FLAT_K: tl.constexpr,
+    POINTWISE: tl.constexpr, UPCAST: tl.constexpr, BLOCK_K: tl.constexpr,
+):  # fmt: skip
+    """K step ``it``: the ``[BLOCK_CO, BLOCK_K]`` weight slice and the gathered
+    ``[BLOCK_K, BLOCK_P]`` input slice (zeros where the padding or the K edge is)."""
+    KHW: tl.constexpr = KH * KW
+    if FLAT_K:
+        kk = it * BLOCK_K + rk
+        c = kk // KHW
+        t = kk % KHW
+        ih, iw, ok = _in_coords(
+            oh[None, :], ow[None, :], (t // KW)[:, None], (t % KW)[:, None],
+            H, W, SH, SW, PT, PL, DH, DW, TRANSPOSED,
+        )  # fmt: skip
+        ok = ok & (kk < CG * KHW)[:, None]
+        xs = tl.load(x_img[None, :] + c[:, None] * (H * W) + ih * W + iw, mask=ok, other=0.0)
+        w_off = _w_offsets(c[None, :], t[None, :], wco[:, None], g, CG, MG, KHW, W_LAYOUT)
+        ws = tl.load(w_ptr + w_off, mask=(kk < CG * KHW)[None, :], other=0.0)
+    else:
+        NUM_CB: tl.constexpr = (CG + BLOCK_K - 1) // BLOCK_K
+        t = it // NUM_CB
+        rc = (it % NUM_CB) * BLOCK_K + rk
+        if POINTWISE:
+            x_ptrs = x_pix[None, :] + rc[:, None] * (H * W)
+            ok = rc[:, None] < CG
+        else:
+            ih, iw, ok = _in_coords(
+                oh, ow, t // KW, t % KW, H, W, SH, SW, PT, PL, DH, DW, TRANSPOSED
+            )
+            x_ptrs = x_img[None, :] + rc[:, None] * (H * W) + (ih * W + iw)[None, :]
+            ok = ok[None, :] & (rc[:, None] < CG)
+        w_ptrs = w_ptr + _w_offsets(rc[None, :], t, wco[:, None], g, CG, MG, KHW, W_LAYOUT)
+        if CG % BLOCK_K == 0:
+            ws = tl.load(w_ptrs)
+            if POINTWISE:
+                xs = tl.load(x_ptrs)
+            else:
+                xs = tl.load(x_ptrs, mask=ok, other=0.0)
+        else:
+            ws = tl.load(w_ptrs, mask=(rc < CG)[None, :], other=0.0)
+            xs = tl.load(x_ptrs, mask=ok, other=0.0)
+    if UPCAST:
+        ws = ws.to(tl.float32)
+        xs = xs.to(tl.float32)
+    return ws, xs
+
+
+@triton.jit
 def conv2d_igemm_kernel(
     x_ptr, w_ptr, b_ptr, r_ptr, y_ptr, act_alpha, act_beta,
     NB: tl.constexpr, C: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
@@ -99,7 +152,7 @@ def conv2d_igemm_kernel(
     SH: tl.constexpr, SW: tl.constexpr, PT: tl.constexpr, PL: tl.constexpr,
     DH: tl.constexpr, DW: tl.constexpr, CG: tl.constexpr, MG: tl.constexpr,
     W_LAYOUT: tl.constexpr, TRANSPOSED: tl.constexpr, FLAT_K: tl.constexpr,
-    POINTWISE: tl.constexpr,
+    POINTWISE: tl.constexpr, PREFETCH: tl.constexpr,
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, RESIDUAL_AFTER_ACT: tl.constexpr,
     ACT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_CO: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_CO: tl.constexpr,
@@ -133,6 +186,9 @@ def conv2d_igemm_kernel(
         q = (pid_p % TILES_PER_IMG) * BLOCK_P + tl.arange(0, BLOCK_P)
         p_live = q < OHW
         x_pix = x_ptr + (n * C + g * CG) * (H * W) + q % OHW
+        x_img = x_pix  # (unused in this mode)
+        oh = q
+        ow = q
     else:
         rp = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
         p_live = rp < NB * OHW
@@ -142,52 +198,39 @@ def conv2d_igemm_kernel(
         oh = q // OW
         ow = q % OW
         x_img = x_ptr + (n * C + g * CG) * (H * W)  # [BLOCK_P] pointers to (n, first channel)
+        x_pix = x_img  # (unused in this mode)
 
     acc = tl.zeros((BLOCK_CO, BLOCK_P), dtype=tl.float32)
     if FLAT_K:
-        for k0 in range(0, CG * KHW, BLOCK_K):
-            kk = k0 + rk
-            c = kk // KHW
-            t = kk % KHW
-            ih, iw, ok = _in_coords(
-                oh[None, :], ow[None, :], (t // KW)[:, None], (t % KW)[:, None],
-                H, W, SH, SW, PT, PL, DH, DW, TRANSPOSED,
-            )  # fmt: skip
-            ok = ok & (kk < CG * KHW)[:, None]
-            xs = tl.load(x_img[None, :] + c[:, None] * (H * W) + ih * W + iw, mask=ok, other=0.0)
-            w_off = _w_offsets(c[None, :], t[None, :], wco[:, None], g, CG, MG, KHW, W_LAYOUT)
-            ws = tl.load(w_ptr + w_off, mask=(kk < CG * KHW)[None, :], other=0.0)
-            if UPCAST:
-                ws = ws.to(tl.float32)
-                xs = xs.to(tl.float32)
-            acc = tl.dot(ws, xs, acc, input_precision=DOT_PRECISION)
+        KSTEPS: tl.constexpr = (CG * KHW + BLOCK_K - 1) // BLOCK_K
     else:
-        # One flat loop over (tap, channel block) so the software pipeliner sees every step.
-        for it in range(0, KHW * NUM_CB):
-            t = it // NUM_CB
-            rc = (it % NUM_CB) * BLOCK_K + rk
-            if POINTWISE:
-                x_ptrs = x_pix[None, :] + rc[:, None] * (H * W)
-                ok = rc[:, None] < CG
-            else:
-                ih, iw, ok = _in_coords(
-                    oh, ow, t // KW, t % KW, H, W, SH, SW, PT, PL, DH, DW, TRANSPOSED
-                )
-                x_ptrs = x_img[None, :] + rc[:, None] * (H * W) + (ih * W + iw)[None, :]
-                ok = ok[None, :] & (rc[:, None] < CG)
-            w_ptrs = w_ptr + _w_offsets(rc[None, :], t, wco[:, None], g, CG, MG, KHW, W_LAYOUT)
-            if CG % BLOCK_K == 0:
-                ws = tl.load(w_ptrs)
-                if POINTWISE:
-                    xs = tl.load(x_ptrs)
-                else:
-                    xs = tl.load(x_ptrs, mask=ok, other=0.0)
-            else:
-                ws = tl.load(w_ptrs, mask=(rc < CG)[None, :], other=0.0)
-                xs = tl.load(x_ptrs, mask=ok, other=0.0)
-            if UPCAST:
-                ws = ws.to(tl.float32)
-                xs = xs.to(tl.float32)
+        KSTEPS: tl.constexpr = KHW * NUM_CB
+    if PREFETCH:
+        # Gathers that cannot become async copies (2-byte elements at unknown alignment) are
+        # issued one step ahead in registers, so their latency overlaps the current product.
+        # The last look-ahead re-reads the last step (in bounds, discarded).
+        ws, xs = _igemm_operands(
+            0, x_img, x_pix, oh, ow, wco, g, rk, w_ptr,
+            H, W, KH, KW, SH, SW, PT, PL, DH, DW, CG, MG, W_LAYOUT, TRANSPOSED, FLAT_K,
+            POINTWISE, UPCAST, BLOCK_K,
+        )  # fmt: skip
+        for it in range(0, KSTEPS):
+            ws_next, xs_next = _igemm_operands(
+                tl.minimum(it + 1, KSTEPS - 1), x_img, x_pix, oh, ow, wco, g, rk, w_ptr,
+                H, W, KH, KW, SH, SW, PT, PL, DH, DW, CG, MG, W_LAYOUT, TRANSPOSED, FLAT_K,
+                POINTWISE, UPCAST, BLOCK_K,
+            )  # fmt: skip
+            acc = tl.dot(ws, xs, acc, input_precision=DOT_PRECISION)
+            ws = ws_next
+            xs = xs_next
+    else:
+        # One flat loop over the K steps so the software pipeliner sees every step.
+        for it in range(0, KSTEPS):
+            ws, xs = _igemm_operands(
+                it, x_img, x_pix, oh, ow, wco, g, rk, w_ptr,
+                H, W, KH, KW, SH, SW, PT, PL, DH, DW, CG, MG, W_LAYOUT, TRANSPOSED, FLAT_K,
+                POINTWISE, UPCAST, BLOCK_K,
+            )  # fmt: skip
             acc = tl.dot(ws, xs, acc, input_precision=DOT_PRECISION)
 
     co = g * MG + rco
@@ -299,6 +342,13 @@ def conv_tile_candidates(
     return order_by_fill(table, mg, pixels, group)
 
 
+def register_prefetch(dtype: str, pointwise: bool) -> bool:
+    """Whether the K loop prefetches its gathers in registers (see the kernel): for 2-byte
+    gathers outside the pointwise mode, which Triton cannot turn into pipelined async copies
+    (cp.async moves at least 4 bytes); fp32 gathers and contiguous pointwise rows pipeline."""
+    return dtype != "float32" and not pointwise
+
+
 # --- plans -------------------------------------------------------------------------------------
 def _common(
     entry: str,
@@ -338,6 +388,7 @@ def _launch_igemm(
     name: str, dtype: str, x: tuple[int, ...], y: tuple[int, ...], kh: int, kw: int,
     geom: tuple[int, ...], w_layout: int, transposed: bool, b, r, act: int, rafter: int,
     fparams: Sequence[float], config: TileConfig | None, allow_tf32: bool,
+    prefetch: bool | None = None,
 ) -> TritonLaunch:  # fmt: skip
     sh, sw, pt, pl, _, _, dh, dw, group = geom
     nb, c, h, w = x
@@ -388,6 +439,7 @@ def _launch_igemm(
             "TRANSPOSED": transposed,
             "FLAT_K": flat_k,
             "POINTWISE": pointwise,
+            "PREFETCH": register_prefetch(dtype, pointwise) if prefetch is None else prefetch,
             "HAS_BIAS": b is not None,
             "HAS_RES": r is not None,
             "RESIDUAL_AFTER_ACT": bool(rafter),
@@ -431,6 +483,7 @@ def plan_conv2d(
     *,
     config: TileConfig | None = None,
     allow_tf32: bool = False,
+    prefetch: bool | None = None,
 ) -> TritonLaunch:
     """Plan of ``conv2d_f32``: W in ONNX layout ``[Co, C/group, KH, KW]``."""
     entry = "conv2d_f32"
@@ -448,7 +501,7 @@ def plan_conv2d(
     _check_out(entry, y, _conv_out(x, kh, kw, geom, co))
     return _launch_igemm(
         "triton.conv2d_igemm", dtype, x, y, kh, kw, geom, 0, False, b, r, act, iparams[10],
-        fparams, config, allow_tf32,
+        fparams, config, allow_tf32, prefetch,
     )  # fmt: skip
 
 
@@ -460,6 +513,7 @@ def plan_conv2d_packed(
     *,
     config: TileConfig | None = None,
     allow_tf32: bool = False,
+    prefetch: bool | None = None,
 ) -> TritonLaunch:
     """Plan of ``conv2d_packed_f32``: W packed in 32-wide output-channel panels (params.md)."""
     entry = "conv2d_packed_f32"
@@ -478,7 +532,7 @@ def plan_conv2d_packed(
     _check_out(entry, y, _conv_out(x, kh, kw, geom, co))
     return _launch_igemm(
         "triton.conv2d_igemm", dtype, x, y, kh, kw, geom, 1, False, b, r, act, iparams[10],
-        fparams, config, allow_tf32,
+        fparams, config, allow_tf32, prefetch,
     )  # fmt: skip
 
 
@@ -490,6 +544,7 @@ def plan_conv_transpose2d(
     *,
     config: TileConfig | None = None,
     allow_tf32: bool = False,
+    prefetch: bool | None = None,
 ) -> TritonLaunch:
     """Plan of ``conv_transpose2d_f32``: a gather-form implicit GEMM (needs no workspace)."""
     entry = "conv_transpose2d_f32"
@@ -514,7 +569,7 @@ def plan_conv_transpose2d(
     _check_out(entry, y, (x[0], mg * group, oh, ow))
     return _launch_igemm(
         "triton.conv_transpose2d_igemm", dtype, x, y, kh, kw, geom, 2, True, b, r, act,
-        iparams[12], fparams, config, allow_tf32,
+        iparams[12], fparams, config, allow_tf32, prefetch,
     )  # fmt: skip
 
 

@@ -112,6 +112,23 @@ def test_conv2d_shapes(device: str, case, packed: bool) -> None:
     assert lau.constexprs["POINTWISE"] == pointwise
 
 
+@pytest.mark.parametrize("prefetch", [True, False])
+@pytest.mark.parametrize(
+    "case", [CASES[2], CASES[3], CASES[6], CASES[8]], ids=["dil", "grp", "stem", "flat1x1"]
+)
+def test_register_prefetch_both_ways(device: str, case, prefetch: bool) -> None:
+    n, c, h, w, co, kh, kw, geom = case
+    rng = np.random.default_rng(17)
+    x, wt = rand(rng, n, c, h, w), rand(rng, co, c // geom[8], kh, kw)
+    y_shape = (n, co, *out_hw(h, w, kh, kw, geom))
+    y, (x, wt), lau = launch(
+        device, plan_conv2d, [x, wt], y_shape, [*geom, 0, 0], [0, 0], prefetch=prefetch
+    )
+    assert lau.constexprs["PREFETCH"] == prefetch
+    scale = np.sqrt(c // geom[8] * kh * kw)
+    np.testing.assert_allclose(y, conv_ref(x, wt, None, None, geom), rtol=3e-5, atol=3e-5 * scale)
+
+
 @pytest.mark.parametrize("after", [0, 1])
 def test_residual_orders(device: str, after: int) -> None:
     rng = np.random.default_rng(after)
@@ -236,6 +253,16 @@ def test_conv_transpose(device: str, case) -> None:
         "output_padding": list(op),
     }  # fmt: skip
     (expect,) = conv_transpose([x, wt, b], attrs, 17)
+    y2, _, _ = launch(
+        device,
+        plan_conv_transpose2d,
+        [x.astype(np.float32), wt.astype(np.float32), b.astype(np.float32)],
+        (n, co, oh, ow),
+        ip,
+        [0, 0],
+        prefetch=True,
+    )
+    np.testing.assert_allclose(y2, act_reference(expect, 3), rtol=3e-5, atol=3e-5)
     np.testing.assert_allclose(y, act_reference(expect, 3), rtol=3e-5, atol=3e-5)
 
 
