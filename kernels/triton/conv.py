@@ -102,7 +102,7 @@ def _igemm_operands(
 ):  # fmt: skip
     """K step ``it``: the ``[BLOCK_CO, BLOCK_K]`` weight slice and the gathered
     ``[BLOCK_K, BLOCK_P]`` input slice (zeros where the padding or the K edge is)."""
-    KHW: tl.constexpr = KH * KW
+    KHW = KH * KW
     if FLAT_K:
         kk = it * BLOCK_K + rk
         c = kk // KHW
@@ -116,7 +116,7 @@ def _igemm_operands(
         w_off = _w_offsets(c[None, :], t[None, :], wco[:, None], g, CG, MG, KHW, W_LAYOUT)
         ws = tl.load(w_ptr + w_off, mask=(kk < CG * KHW)[None, :], other=0.0)
     else:
-        NUM_CB: tl.constexpr = (CG + BLOCK_K - 1) // BLOCK_K
+        NUM_CB = (CG + BLOCK_K - 1) // BLOCK_K
         t = it // NUM_CB
         rc = (it % NUM_CB) * BLOCK_K + rk
         if POINTWISE:
@@ -158,10 +158,10 @@ def conv2d_igemm_kernel(
     BLOCK_CO: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_CO: tl.constexpr,
 ):  # fmt: skip
     """A ``BLOCK_CO x BLOCK_P`` tile (channels x pixels) of group ``program_id(1)``."""
-    OHW: tl.constexpr = OH * OW
-    KHW: tl.constexpr = KH * KW
-    NUM_CB: tl.constexpr = (CG + BLOCK_K - 1) // BLOCK_K
-    TILES_PER_IMG: tl.constexpr = (OHW + BLOCK_P - 1) // BLOCK_P
+    OHW = OH * OW
+    KHW = KH * KW
+    NUM_CB = (CG + BLOCK_K - 1) // BLOCK_K
+    TILES_PER_IMG = (OHW + BLOCK_P - 1) // BLOCK_P
     pid = tl.program_id(0)
     g = tl.program_id(1)
     num_co = tl.cdiv(MG, BLOCK_CO)
@@ -201,10 +201,7 @@ def conv2d_igemm_kernel(
         x_pix = x_img  # (unused in this mode)
 
     acc = tl.zeros((BLOCK_CO, BLOCK_P), dtype=tl.float32)
-    if FLAT_K:
-        KSTEPS: tl.constexpr = (CG * KHW + BLOCK_K - 1) // BLOCK_K
-    else:
-        KSTEPS: tl.constexpr = KHW * NUM_CB
+    KSTEPS = (CG * KHW + BLOCK_K - 1) // BLOCK_K if FLAT_K else KHW * NUM_CB
     if PREFETCH:
         # Gathers that cannot become async copies (2-byte elements at unknown alignment) are
         # issued one step ahead in registers, so their latency overlaps the current product.
