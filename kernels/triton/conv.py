@@ -320,12 +320,22 @@ _FEW_PIXELS = 256
 
 
 def conv_tile_candidates(
-    mg: int, pixels: int, cg: int, dtype: str, allow_tf32: bool = False, group: int = 1
+    mg: int,
+    pixels: int,
+    cg: int,
+    dtype: str,
+    allow_tf32: bool = False,
+    group: int = 1,
+    pointwise_images: int = 0,
 ) -> list[TileConfig]:
     """Candidate tilings (first = the default rule's pick) for Mg channels x ``pixels``.
 
     Small channel counts (Mg <= 32: stems, narrow groups) prefer the narrowest channel tile of
-    the class, so fewer lanes idle on the padded rows; then the fill rule of
+    the class, so fewer lanes idle on the padded rows. A pointwise convolution
+    (``pointwise_images`` > 0 images of ``pixels / pointwise_images`` pixels each) tiles each
+    image separately: pixel tiles more than twice the image go last (a 7x7 map in 128-pixel
+    tiles computes 62% padding; on the H100 sweep 128x64 beat 64x128 by 2.3x there), and
+    programs are counted per image. Then the fill rule of
     :func:`~optimizer.kernels.triton.gemm.order_by_fill` picks.
     """
     tensor_cores = dtype != "float32" or allow_tf32
@@ -336,14 +346,27 @@ def conv_tile_candidates(
     table = list(table)
     if mg <= 32:
         table.sort(key=lambda c: c.block_m)
+    if pointwise_images:
+        per_image = pixels // pointwise_images
+        table.sort(key=lambda c: c.block_n > triton.next_power_of_2(per_image))
+        return order_by_fill(table, mg, per_image, group * pointwise_images)
     return order_by_fill(table, mg, pixels, group)
 
 
-def register_prefetch(dtype: str, pointwise: bool) -> bool:
-    """Whether the K loop prefetches its gathers in registers (see the kernel): for 2-byte
-    gathers outside the pointwise mode, which Triton cannot turn into pipelined async copies
-    (cp.async moves at least 4 bytes); fp32 gathers and contiguous pointwise rows pipeline."""
-    return dtype != "float32" and not pointwise
+#: Reduction length (Cg*KH*KW) from which 2-byte gathers are prefetched in registers.
+PREFETCH_MIN_K = 2048
+
+
+def register_prefetch(dtype: str, pointwise: bool, k_total: int) -> bool:
+    """Whether the K loop prefetches its gathers in registers (see the kernel).
+
+    Only 2-byte gathers outside the pointwise mode are candidates (Triton cannot turn them into
+    pipelined async copies: cp.async moves at least 4 bytes; fp32 gathers and contiguous
+    pointwise rows pipeline). On the H100 (fp16, ResNet-50 at batch 1 and 16) the prefetch won
+    7-20% on the long reductions (3x3 over 256 and 512 channels: K = 2304, 4608) and lost
+    2-17% on the short ones (K = 147 to 1152), hence the threshold.
+    """
+    return dtype != "float32" and not pointwise and k_total >= PREFETCH_MIN_K
 
 
 # --- plans -------------------------------------------------------------------------------------
@@ -392,11 +415,17 @@ def _launch_igemm(
     co = y[1]
     cg, mg = c // group, co // group
     pixels = nb * y[2] * y[3]
-    cfg = config or conv_tile_candidates(mg, pixels, cg, dtype, allow_tf32, group)[0]
-    flat_k = cg < cfg.block_k
-    pointwise = (
+    pointwise_geometry = (
         kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and x[2:] == y[2:] and not transposed
-    ) and not flat_k
+    )
+    cfg = (
+        config
+        or conv_tile_candidates(
+            mg, pixels, cg, dtype, allow_tf32, group, nb if pointwise_geometry else 0
+        )[0]
+    )
+    flat_k = cg < cfg.block_k
+    pointwise = pointwise_geometry and not flat_k
     num_p = (
         nb * triton.cdiv(y[2] * y[3], cfg.block_n)
         if pointwise
@@ -436,7 +465,9 @@ def _launch_igemm(
             "TRANSPOSED": transposed,
             "FLAT_K": flat_k,
             "POINTWISE": pointwise,
-            "PREFETCH": register_prefetch(dtype, pointwise) if prefetch is None else prefetch,
+            "PREFETCH": (
+                register_prefetch(dtype, pointwise, cg * kh * kw) if prefetch is None else prefetch
+            ),
             "HAS_BIAS": b is not None,
             "HAS_RES": r is not None,
             "RESIDUAL_AFTER_ACT": bool(rafter),
@@ -650,13 +681,18 @@ def conv_candidates(
     plan = {"conv2d_f32": plan_conv2d, "conv2d_packed_f32": plan_conv2d_packed,
             "conv_transpose2d_f32": plan_conv_transpose2d}[entry]  # fmt: skip
     c = plan(inputs, outputs, iparams, fparams, allow_tf32=allow_tf32).constexprs
+    pointwise_geometry = (
+        c["KH"] == c["KW"] == c["SH"] == c["SW"] == 1 and c["PT"] == c["PL"] == 0
+        and (c["H"], c["W"]) == (c["OH"], c["OW"]) and not c["TRANSPOSED"]
+    )  # fmt: skip
     return conv_tile_candidates(
         c["MG"],
         c["NB"] * c["OH"] * c["OW"],
         c["CG"],
         outputs[0].dtype,
         allow_tf32,
-        inputs[0].shape[1] // c["CG"],
+        c["C"] // c["CG"],
+        c["NB"] if pointwise_geometry else 0,
     )
 
 

@@ -9,10 +9,12 @@ import torch
 from optimizer.kernels.reference.conv import conv, conv_transpose
 from optimizer.kernels.triton.conv import (
     conv_candidates,
+    conv_tile_candidates,
     plan_conv2d,
     plan_conv2d_packed,
     plan_conv_transpose2d,
     plan_depthwise_conv2d,
+    register_prefetch,
 )
 from optimizer.kernels.triton.epilogue import act_reference
 from optimizer.kernels.triton.launch import TensorDesc, Unsupported, launch_torch, plan_for
@@ -294,3 +296,17 @@ def test_bad_steps_are_refused(plan, shapes, y, ip, match) -> None:
     descs = [TensorDesc(s, "float32") for s in shapes]
     with pytest.raises(Unsupported, match=match):
         plan(descs, [TensorDesc(y, "float32")], ip, [0.0, 0.0])
+
+
+def test_tile_and_prefetch_rules() -> None:
+    # Pointwise over 7x7 maps (ResNet-50 layer 4, batch 16): no 128-pixel tiles (62% padding).
+    pick = conv_tile_candidates(2048, 16 * 49, 512, "float16", pointwise_images=16)[0]
+    assert pick.block_n <= 64
+    # The same channels over one 56x56 map keep the preferred wide pixel tile.
+    assert (
+        conv_tile_candidates(256, 16 * 3136, 64, "float16", pointwise_images=16)[0].block_n >= 128
+    )
+    assert register_prefetch("float16", False, 256 * 9)
+    assert not register_prefetch("float16", False, 128 * 9)  # short K: the prefetch lost
+    assert not register_prefetch("float32", False, 512 * 9)  # fp32 gathers pipeline
+    assert not register_prefetch("bfloat16", True, 512 * 9)  # contiguous rows pipeline
