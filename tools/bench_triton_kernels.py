@@ -4,8 +4,9 @@
         [--only conv,gemm] [--rounds 3] [--tf32] [--sweep] [--markdown out.md]
 
 Shapes: the distinct convolution classes of ResNet-50 (stem, 1x1 and 3x3 of every stage,
-the stride-2 ones) and BERT-base's GEMMs at sequence 128 (QKV, attention output, FFN in and
-out, the batched Q @ K^T). Each case runs our plan (the tile the shape rule picks, launched as
+the stride-2 ones), BERT-base's GEMMs at sequence 128 (QKV, attention output, FFN in and
+out, the batched Q @ K^T), MobileNetV2's depthwise 3x3 layers and ResNet-50's pools
+(``--only`` picks among conv, gemm, dw, pool; pools count one "flop" per window tap). Each case runs our plan (the tile the shape rule picks, launched as
 the compiled module would) and the PyTorch op on the same device tensors. Both are timed as
 CUDA-graph replays (``triton.testing.do_bench_cudagraph``: no Python launch cost on either
 side, as modules replay graphs), interleaved A B A B over ``--rounds`` rounds; the table shows
@@ -44,6 +45,22 @@ CONV_CASES = [
 ]
 
 
+DW_CASES = [
+    # name, C, H (= W), k, stride  -- MobileNetV2's depthwise 3x3 layers (pad 1)
+    ("mbv2.dw32", 32, 112, 3, 1),
+    ("mbv2.dw144s2", 144, 56, 3, 2),
+    ("mbv2.dw192", 192, 28, 3, 1),
+    ("mbv2.dw960", 960, 7, 3, 1),
+]
+
+POOL_CASES = [
+    # name, kind, C, H (= W), k, stride, pad
+    ("rn50.maxpool", "max", 64, 112, 3, 2, 1),
+    ("avgpool3x3", "avg", 256, 28, 3, 1, 1),
+    ("rn50.gap", "global", 2048, 7, 7, 1, 0),
+]
+
+
 def gemm_cases(batch: int, smoke: bool = False) -> list[tuple[str, tuple, tuple, tuple, int]]:
     """name, A shape, B shape, Y shape, trans_b -- BERT-base, sequence 128."""
     s, h = (16, 64) if smoke else (128, 768)
@@ -75,9 +92,18 @@ class Case:
 def build_cases(args: argparse.Namespace) -> Iterator[Case]:
     import torch
     import torch.nn.functional as F
-    from optimizer.kernels.triton.conv import conv_candidates, plan_conv2d
+    from optimizer.kernels.triton.conv import (
+        conv_candidates,
+        plan_conv2d,
+        plan_depthwise_conv2d,
+    )
     from optimizer.kernels.triton.gemm import gemm_candidates, plan_gemm
     from optimizer.kernels.triton.launch import TensorDesc
+    from optimizer.kernels.triton.pool import (
+        plan_avgpool2d,
+        plan_global_avgpool,
+        plan_maxpool2d,
+    )
 
     dev = "cpu" if args.smoke else "cuda"
     tdt = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -115,6 +141,60 @@ def build_cases(args: argparse.Namespace) -> Iterator[Case]:
                         2.0 * batch * co * oh * oh * c * k * k,
                         conv_candidates("conv2d_f32", descs, odesc, ip, fp, args.tf32), alt,
                     )  # fmt: skip
+            if "dw" in args.only:
+                for name, c, h, k, s in DW_CASES:
+                    if args.smoke:
+                        c, h = min(c, 24), min(h, 12)
+                    x = torch.randn(batch, c, h, h, device=dev, generator=gen).to(dt)
+                    w = (torch.randn(c, 1, k, k, device=dev, generator=gen) / k).to(dt)
+                    b = torch.randn(c, device=dev, generator=gen).to(dt)
+                    oh = (h + 2 - k) // s + 1
+                    y = torch.empty(batch, c, oh, oh, device=dev, dtype=dt)
+                    descs = [TensorDesc(tuple(t.shape), dtype) for t in (x, w, b)]
+                    odesc = [TensorDesc(tuple(y.shape), dtype)]
+                    ip = [s, s, 1, 1, 1, 1, 1, 1, c, 0, 0]
+
+                    def plan(config=None, prefetch=None, d=descs, o=odesc, ip=ip):
+                        return plan_depthwise_conv2d(d, o, ip, [0.0, 0.0])
+
+                    yield Case(
+                        "dw", name, dtype, batch, plan, [x, w, b], y,
+                        lambda x=x, w=w, b=b, s=s, c=c: F.conv2d(x, w, b, stride=s, padding=1, groups=c),
+                        F.conv2d(x.double(), w.double(), b.double(), stride=s, padding=1, groups=c),
+                        2.0 * batch * c * oh * oh * k * k, [], None,
+                    )  # fmt: skip
+            if "pool" in args.only:
+                for name, kind, c, h, k, s, p in POOL_CASES:
+                    if args.smoke:
+                        c, h = min(c, 24), min(h, 12 if kind != "global" else 7)
+                        k = min(k, h)
+                    x = torch.randn(batch, c, h, h, device=dev, generator=gen).to(dt)
+                    oh = 1 if kind == "global" else (h + 2 * p - k) // s + 1
+                    y = torch.empty(batch, c, oh, oh, device=dev, dtype=dt)
+                    d, o = [TensorDesc(tuple(x.shape), dtype)], [TensorDesc(tuple(y.shape), dtype)]
+                    if kind == "global":
+                        ip = []
+                        fn = plan_global_avgpool
+                        theirs = lambda x=x: F.adaptive_avg_pool2d(x, 1)  # noqa: E731
+                        ref = F.adaptive_avg_pool2d(x.double(), 1)
+                    elif kind == "max":
+                        ip = [k, k, s, s, p, p, p, p, 1, 1, 0]
+                        fn = plan_maxpool2d
+                        theirs = lambda x=x, k=k, s=s, p=p: F.max_pool2d(x, k, s, p)  # noqa: E731
+                        ref = F.max_pool2d(x.double(), k, s, p)
+                    else:
+                        ip = [k, k, s, s, p, p, p, p, 1, 1, 0, 1]
+                        fn = plan_avgpool2d
+                        theirs = lambda x=x, k=k, s=s, p=p: F.avg_pool2d(x, k, s, p)  # noqa: E731
+                        ref = F.avg_pool2d(x.double(), k, s, p, count_include_pad=True)
+
+                    def plan(config=None, prefetch=None, fn=fn, d=d, o=o, ip=ip):
+                        return fn(d, o, ip, [])
+
+                    yield Case(
+                        "pool", name, dtype, batch, plan, [x], y, theirs, ref,
+                        float(batch * c * oh * oh * k * k), [], None,
+                    )  # fmt: skip
             if "gemm" in args.only:
                 for name, ash, bsh, ysh, tb in gemm_cases(batch, args.smoke):
                     a = torch.randn(*ash, device=dev, generator=gen).to(dt)
@@ -144,14 +224,18 @@ def tile_of(launch: Any) -> str:
     c = launch.constexprs
     if "BLOCK_CO" in c:
         return f"{c['BLOCK_CO']}x{c['BLOCK_P']}x{c['BLOCK_K']}"
-    return f"{c['BLOCK_M']}x{c['BLOCK_N']}x{c['BLOCK_K']}"
+    if "BLOCK_M" in c:
+        return f"{c['BLOCK_M']}x{c['BLOCK_N']}x{c['BLOCK_K']}"
+    if "ROWS" in c:
+        return f"{c['ROWS']}x{c['BLOCK_S']}"
+    return str(c.get("BLOCK", "-"))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dtypes", default="float32,float16")
     ap.add_argument("--batches", default="1,16")
-    ap.add_argument("--only", default="conv,gemm")
+    ap.add_argument("--only", default="conv,gemm,dw,pool")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rep", type=int, default=20, help="ms of replays per timing")
     ap.add_argument("--tf32", action="store_true", help="allow TF32 for fp32 on both sides")
@@ -215,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
                   "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         ratios = []
         for case in build_cases(args):
+            if not case.candidates:
+                continue
             fns, tiles = [], []
             for cfg in case.candidates:
                 try:
@@ -264,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{case.flops / theirs / 1e9:.1f} | {ours / theirs:.2f} | {err:.1e} |"
             )
             print(lines[-1] + f" compile {compile_s:.1f}s", flush=True)
-        for op in ("conv", "gemm"):
+        for op in ("conv", "gemm", "dw", "pool"):
             for dtype in args.dtypes.split(","):
                 sel = [r[2] for r in rows if r[0] == op and r[1] == dtype]
                 if sel:
