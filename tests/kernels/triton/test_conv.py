@@ -310,3 +310,40 @@ def test_tile_and_prefetch_rules() -> None:
     assert not register_prefetch("float16", False, 128 * 9)  # short K: the prefetch lost
     assert not register_prefetch("float32", False, 512 * 9)  # fp32 gathers pipeline
     assert not register_prefetch("bfloat16", True, 512 * 9)  # contiguous rows pipeline
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_tap_major_loop_with_every_geometry(device: str, transposed: bool, prefetch: bool) -> None:
+    """Channels per group >= BLOCK_K selects the tap-major K loop (the flat one covers the narrow
+    cases above): 3x3, stride 2, asymmetric pads, dilations (2, 1), two groups, a partial K
+    block."""
+    from optimizer.kernels.triton.gemm import TileConfig
+
+    cfg = TileConfig(16, 32, 16, 4, 4, 2)
+    rng = np.random.default_rng(21)
+    n, c, h, w, co, group = 1, 40, 7, 8, 12, 2  # Cg = 20: one full and one partial K block
+    geom = (2, 2, 1, 2, 2, 1, 2, 1, group)
+    x, b = rand(rng, n, c, h, w), rand(rng, co)
+    if transposed:
+        wt = rand(rng, c, co // group, 3, 3)
+        oh = (h - 1) * 2 - 1 - 2 + 2 * 2 + 1 + 1
+        ow = (w - 1) * 2 - 2 - 1 + 2 * 1 + 1 + 0
+        ip = [*geom, 1, 0, 0, 0]
+        y, (x, wt, b), lau = launch(
+            device, plan_conv_transpose2d, [x, wt, b], (n, co, oh, ow), ip, [0, 0],
+            config=cfg, prefetch=prefetch,
+        )  # fmt: skip
+        attrs = {"strides": [2, 2], "pads": [1, 2, 2, 1], "dilations": [2, 1], "group": group,
+                 "output_padding": [1, 0]}  # fmt: skip
+        (expect,) = conv_transpose([x, wt, b], attrs, 17)
+    else:
+        wt = rand(rng, co, c // group, 3, 3)
+        y_shape = (n, co, *out_hw(h, w, 3, 3, geom))
+        y, (x, wt, b), lau = launch(
+            device, plan_conv2d, [x, wt, b], y_shape, [*geom, 0, 0], [0, 0],
+            config=cfg, prefetch=prefetch,
+        )  # fmt: skip
+        expect = conv_ref(x, wt, b, None, geom)
+    assert not lau.constexprs["FLAT_K"] and lau.constexprs["PREFETCH"] == prefetch
+    np.testing.assert_allclose(y, expect, rtol=3e-5, atol=3e-4)
