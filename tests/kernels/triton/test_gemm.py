@@ -180,3 +180,15 @@ def test_fill_rule_prefers_tiles_that_occupy_every_sm() -> None:
     # 128 x 768 (BERT at batch 1): 6 big programs vs 96 small ones: the most programs win.
     assert order_by_fill([big, small], 128, 768) == [small, big]
     assert order_by_fill([big, small], 128, 768, batch=32)[0] is big
+
+
+@pytest.mark.parametrize("ta,tb", [(0, 0), (1, 1)])
+def test_k_multiple_of_the_slice_needs_no_mask(device: str, ta: int, tb: int) -> None:
+    m, n, k = 33, 40, 64  # K = 2 slices of 32: the unmasked K loop; M, N still ragged
+    rng = np.random.default_rng(13)
+    a = rand(rng, *((k, m) if ta else (m, k)))
+    b = rand(rng, *((n, k) if tb else (k, n)))
+    cfg = TileConfig(32, 32, 32, 2, 4, 2)
+    y, (a, b), launch = run(device, [a, b], (m, n), [ta, tb, 0, 0], [1.0, 1.0, 0, 0], config=cfg)
+    assert launch.constexprs["K"] % launch.constexprs["BLOCK_K"] == 0
+    check(y, reference(a, b, None, None, ta, tb, 0, 0, 1.0, 1.0), "float32", scale=8)
