@@ -141,7 +141,9 @@ def time_module(model: Path, repeat: int, limit: float) -> int:
         expected = want.run(None, feeds)
         err = max(float(np.abs(g - w).max()) for g, w in zip(got.values(), expected))
     median = statistics.median(walls)
-    print(f"median compile of {len(walls)}: {median:.2f} s (min {min(walls):.2f}, max {max(walls):.2f})")
+    print(
+        f"median compile of {len(walls)}: {median:.2f} s (min {min(walls):.2f}, max {max(walls):.2f})"
+    )
     print(f"load {load_s * 1e3:.0f} ms, first run {first_s * 1e3:.1f} ms, median run "
           f"{statistics.median(runs) * 1e3:.1f} ms (2 threads), max abs diff vs onnxruntime "
           f"{err:.2e}")  # fmt: skip
@@ -157,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--cache-dir", type=Path, help="where resnet50_big.onnx lives / is built")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs (default 3)")
-    parser.add_argument("--limit", type=float, help="acceptance limit, seconds (20; 60 with --module)")
+    parser.add_argument(
+        "--limit", type=float, help="acceptance limit, seconds (20; 60 with --module)"
+    )
     parser.add_argument("--module", action="store_true", help="time `optimize -o DIR/` instead")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the numbers here")
     args = parser.parse_args(argv)

@@ -34,8 +34,13 @@ def _launch(n: int, has_b: bool) -> TritonLaunch:
     return TritonLaunch(
         name="triton.test_axpb",
         kernel=_axpb_kernel,
-        args={"x_ptr": In(0), "b_ptr": In(1) if has_b else NULL, "y_ptr": Out(0),
-              "n": I32(n), "alpha": F32(2.5)},
+        args={
+            "x_ptr": In(0),
+            "b_ptr": In(1) if has_b else NULL,
+            "y_ptr": Out(0),
+            "n": I32(n),
+            "alpha": F32(2.5),
+        },
         constexprs={"HAS_B": has_b, "BLOCK": block},
         grid=(triton.cdiv(n, block),),
         num_warps=2,
