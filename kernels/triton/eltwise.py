@@ -30,7 +30,7 @@ from typing import Any
 
 import triton
 import triton.language as tl
-from optimizer.kernels.triton.act import MAX_ACT, apply_act
+from optimizer.kernels.triton.epilogue import apply_act, check_act
 from optimizer.kernels.triton.launch import (
     F32,
     FLOAT_DTYPES,
@@ -197,10 +197,7 @@ def _float_io(entry: str, descs: Sequence[TensorDesc | None]) -> str:
 
 
 def _act(entry: str, iparam: int, fparams: Sequence[float]) -> tuple[int, float, float]:
-    act = int(iparam)
-    if not 0 <= act <= MAX_ACT:
-        raise Unsupported(f"{entry}: act {act} not in 0..{MAX_ACT}")
-    return act, float(fparams[0]), float(fparams[1])
+    return check_act(iparam, entry), float(fparams[0]), float(fparams[1])
 
 
 def _big(n: int) -> bool:
@@ -364,7 +361,7 @@ def _program_source(
         "import triton",
         "import triton.language as tl",
         "",
-        "from optimizer.kernels.triton.act import tanh_f32",
+        "from optimizer.kernels.triton.epilogue import tanh_f32",
         "from optimizer.kernels.triton.eltwise import pow_f32",
         "",
         "",

@@ -243,7 +243,7 @@ def test_bad_binaries_are_unsupported() -> None:
                             [0, 0], [0, 0])  # fmt: skip
     with pytest.raises(Unsupported, match="op 6"):
         eltwise.plan_binary([f((4,), "float32")] * 2, [f((4,), "float32")], [6, 0], [0, 0])
-    with pytest.raises(Unsupported, match="act 18"):
+    with pytest.raises(Unsupported, match="activation code 18"):
         eltwise.plan_unary([f((4,), "float32")], [f((4,), "float32")], [18], [0, 0])
     with pytest.raises(Unsupported, match="dims after merging"):
         shape = (2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1)
