@@ -190,6 +190,8 @@ def plan_attention(
     block_m = min(64 if big_d or dtype == "float32" else 128, max(16, triton.next_power_of_2(SQ)))
     block_n = min(64 if dtype != "float32" or not big_d else 32,
                   max(16, triton.next_power_of_2(max(SK, 1))))  # fmt: skip
+    while block_m > 32 and triton.cdiv(SQ, block_m) * B * H < 264:  # 2 programs an SM (H100)
+        block_m //= 2
     widen = _interpreting() and dtype == "bfloat16"  # the interpreter's bf16 dot is wrong
     precision = "tf32" if allow_tf32 and dtype == "float32" else "ieee"
     if dtype != "float32":
