@@ -10,7 +10,7 @@ There is no native twin yet; the plan function is registered under the entry nam
 - outputs: ``O [B, H, Sq, Dv]``.
 - iparams: ``[causal, allow_tf32]``. ``causal = 1`` masks key ``k > q`` (the upper-left aligned
   lower triangle, as ONNX Attention and torch's ``is_causal``); ``allow_tf32 = 1`` lets fp32
-  products run as TF32 on the GPU (default IEEE fp32).
+  products run as TF32 on the GPU (default: IEEE fp32 products, on the CUDA cores).
 - fparams: ``[scale]``; ``scale <= 0`` means ``1 / sqrt(D)``.
 - workspace 0; Q, K, V, Mask, O contiguous, float32 / float16 / bfloat16 (one dtype).
 
@@ -193,9 +193,9 @@ def plan_attention(
     while block_m > 32 and triton.cdiv(SQ, block_m) * B * H < 264:  # 2 programs an SM (H100)
         block_m //= 2
     widen = _interpreting() and dtype == "bfloat16"  # the interpreter's bf16 dot is wrong
-    precision = "tf32" if allow_tf32 and dtype == "float32" else "ieee"
-    if dtype != "float32":
-        precision = "tf32"  # ignored for fp16 / bf16 dots (the default)
+    # fp32: IEEE products unless TF32 is allowed (3xTF32, "tf32x3", would run on the tensor
+    # cores at about fp32's accuracy: not yet checked on a GPU); ignored for fp16 / bf16 dots
+    precision = "tf32" if allow_tf32 or dtype != "float32" else "ieee"
     return TritonLaunch(
         name="triton.attention",
         kernel=_attention_kernel,
