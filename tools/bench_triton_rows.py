@@ -11,10 +11,12 @@ written once).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 
 import torch
 import torch.nn.functional as F
+import triton
 import triton.testing
 from optimizer.kernels.triton import attention, norm  # noqa: F401  (registers the plans)
 from optimizer.kernels.triton.launch import TensorDesc, launch_torch, plan_for
@@ -35,10 +37,92 @@ def _time(fn) -> float:
     return triton.testing.do_bench_cudagraph(fn, rep=40, return_mode="median")
 
 
+def _variant(launch, grid, num_warps: int, num_stages: int | None = None, **constexprs):
+    return dataclasses.replace(
+        launch,
+        constexprs={**launch.constexprs, **constexprs},
+        grid=grid,
+        num_warps=num_warps,
+        num_stages=launch.num_stages if num_stages is None else num_stages,
+    )
+
+
+def sweep() -> None:
+    """Block shapes / warps / dot precision of softmax (ViT rows of 197) and attention."""
+    print(f"{'case':34} {'variant':34} {'ms':>8} {'rel err':>8}")
+    for dname in ("fp32", "fp16"):
+        dt, sdt = DT[dname], {"fp32": "float32", "fp16": "float16"}[dname]
+        for b in (1, 16):
+            x = torch.randn(b, 12, 197, 197, device="cuda", dtype=dt) * 3
+            y = torch.empty_like(x)
+            d = TensorDesc(tuple(x.shape), sdt)
+            base = plan_for("softmax_f32")([d], [d], [-1, 0], [])
+            ref = torch.softmax(x.double(), -1)
+            n_rows = b * 12 * 197
+            for rows in (1, 2, 4, 8, 16):
+                for warps in (1, 2, 4, 8):
+                    if rows * 256 // warps < 32 or rows * 256 // warps > 1024:
+                        continue
+                    v = _variant(base, (triton.cdiv(n_rows, rows),), warps, ROWS=rows)
+                    launch_torch(v, [x], [y])
+                    err = _rel(y, ref)
+                    t = _time(lambda v=v, x=x, y=y: launch_torch(v, [x], [y]))
+                    print(
+                        f"{'softmax vit ' + dname + ' B=' + str(b):34} "
+                        f"{f'rows={rows} warps={warps}':34} {t:8.4f} {err:8.1e}"
+                    )
+            for b2, s in ((16, 128), (16, 197), (1, 197)):
+                q, k, v_ = (torch.randn(b2, 12, s, 64, device="cuda", dtype=dt) for _ in range(3))
+                o = torch.empty_like(q)
+                dq = TensorDesc(tuple(q.shape), sdt)
+                base = plan_for("attention_f32")([dq, dq, dq], [dq], [0, 0], [0.0])
+                ref = F.scaled_dot_product_attention(q.double(), k.double(), v_.double())
+                precs = ("ieee", "tf32x3", "tf32") if dname == "fp32" else ("tf32",)
+                for prec in precs:
+                    for bm, bn, warps, stages in (
+                        (128, 64, 4, 3),
+                        (128, 64, 8, 3),
+                        (64, 64, 4, 3),
+                        (64, 32, 4, 3),
+                        (128, 32, 8, 2),
+                        (64, 64, 8, 3),
+                    ):
+                        if b2 != 16 or s != 197:
+                            if (bm, bn, warps, stages) not in ((128, 64, 4, 3), (64, 64, 8, 3)):
+                                continue
+                        va = _variant(
+                            base,
+                            (triton.cdiv(s, bm), b2 * 12),
+                            warps,
+                            stages,
+                            BLOCK_M=bm,
+                            BLOCK_N=bn,
+                            PRECISION=prec,
+                        )
+                        try:
+                            launch_torch(va, [q, k, v_], [o])
+                        except Exception as e:  # out of shared memory etc.
+                            print(f"attention {dname} B={b2} S={s}: {prec} {bm}x{bn}: {e!r:.60}")
+                            continue
+                        err = _rel(o, ref)
+                        t = _time(
+                            lambda va=va, q=q, k=k, v_=v_, o=o: launch_torch(va, [q, k, v_], [o])
+                        )
+                        print(
+                            f"{f'attention {dname} B={b2} S={s}':34} "
+                            f"{f'{prec} m{bm} n{bn} w{warps} s{stages}':34} "
+                            f"{t:8.4f} {err:8.1e}"
+                        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dtypes", default="fp32,fp16")
+    ap.add_argument("--sweep", action="store_true", help="block / warp / precision variants")
     args = ap.parse_args()
+    if args.sweep:
+        sweep()
+        return
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, "
           f"triton {triton.__version__}")  # fmt: skip
     rows = []
