@@ -181,3 +181,15 @@ def test_bad_movements_are_unsupported() -> None:
         )
     with pytest.raises(Unsupported, match="empty axis"):
         movement.plan_pad([f((2, 0), "float32")], [f((2, 2), "float32")], [1, 0, 1, 0, 1, 0], [])
+
+
+def test_signatures_follow_each_tensor_dtype() -> None:
+    f = TensorDesc
+    ins = [f((4, 3), "bfloat16"), f((2,), "int32")]
+    outs = [f((2, 3), "bfloat16")]
+    sig = movement.plan_gather(ins, outs, [0], []).signature(ins, outs)
+    assert sig == {"data_ptr": "*bf16", "idx_ptr": "*i32", "y_ptr": "*bf16", "n": "i32"}
+    parts = [f((1, 3), "bool"), f((2, 3), "bool")]
+    whole = [f((3, 3), "bool")]
+    sig = movement.plan_concat(parts, whole, [0], []).signature(parts, whole)
+    assert sig == {"x0_ptr": "*i1", "x1_ptr": "*i1", "y_ptr": "*i1"}

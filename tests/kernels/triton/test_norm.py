@@ -178,3 +178,16 @@ def test_bad_steps_are_unsupported() -> None:
         )
     with pytest.raises(Unsupported, match="Scale"):
         norm.plan_layer_norm([d, TensorDesc((4,), "float32")], [d], [1], [1e-5])
+
+
+def test_layer_norm_only_inv_std_dev(device: str) -> None:
+    # an omitted middle output (plan id -1) arrives as None; its pointer is NULL in the launch
+    x = np.random.default_rng(8).standard_normal((6, 20)).astype(np.float32)
+    d, s = TensorDesc(x.shape, "float32"), TensorDesc((6,), "float32")
+    launch = plan_for("layer_norm_f32")([d], [d, None, s], [1], [1e-5])
+    assert launch.signature([d], [d, None, s])["mean_ptr"] == "*fp32"
+    y, istd = torch.empty(x.shape, device=device), torch.empty(6, device=device)
+    launch_torch(launch, [_t(x, "float32", device)], [y, None, istd])
+    want, _, want_istd = _ln_ref(x.astype(np.float64), None, None, 1, 1e-5)
+    np.testing.assert_allclose(_np(y), want, rtol=1e-5, atol=2e-5)
+    np.testing.assert_allclose(_np(istd), want_istd, rtol=1e-5)
