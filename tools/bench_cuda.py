@@ -123,6 +123,7 @@ def run(
     precisions: Sequence[str],
     rounds: int,
     target_ms: float,
+    contenders: Sequence[str] = CONTENDERS,
 ) -> list[dict[str, Any]]:
     """Compile, check and time every (model, batch, precision); one row each."""
     import torch
@@ -156,13 +157,16 @@ def run(
                         dev,
                         torch,
                         optimizer,
+                        contenders,
                     )
                 )
                 _print_row(rows[-1])
     return rows
 
 
-def _run_one(work, name, batch, precision, feeds, ref, rounds, target_ms, dev, torch, optimizer):
+def _run_one(
+    work, name, batch, precision, feeds, ref, rounds, target_ms, dev, torch, optimizer, wanted
+):
     row: dict[str, Any] = {"model": name, "batch": batch, "precision": precision}
     half = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
     case = zoo._SPECS[name].make()
@@ -180,6 +184,8 @@ def _run_one(work, name, batch, precision, feeds, ref, rounds, target_ms, dev, t
     with torch.inference_mode():
         contenders["eager"] = lambda: net(*tin)
         for label, mode in (("compile", "default"), ("compile-ro", "reduce-overhead")):
+            if label not in wanted:
+                continue
             try:
                 torch._dynamo.reset()
                 fn = torch.compile(net, mode=mode)
@@ -261,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--rounds", type=int, default=10)
     r.add_argument("--target-ms", type=float, default=20.0, help="time per timed batch")
     r.add_argument("--json", type=Path, default=None)
+    r.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[bench_cuda] %(message)s")
     if args.cmd == "prepare":
@@ -274,7 +281,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           + " | module / best compile | module max err | errors |")  # fmt: skip
     print("|---|--:|---|" + "--:|" * (len(CONTENDERS) + 2) + "---|")
     batches = args.batches or json.loads((args.work / "index.json").read_text())["batches"]
-    rows = run(args.work, args.only, batches, args.precisions, args.rounds, args.target_ms)
+    rows = run(
+        args.work, args.only, batches, args.precisions, args.rounds, args.target_ms,
+        args.contenders,
+    )  # fmt: skip
     ratios = [r["module_vs_best_compile"] for r in rows if r.get("module_vs_best_compile")]
     if ratios:
         geo = float(np.exp(np.mean(np.log(ratios))))
