@@ -86,7 +86,7 @@ def prepare(out: Path, names: Sequence[str], batches: Sequence[int]) -> None:
 def _compile(onnx_path: Path, out_dir: Path, feeds: dict[str, np.ndarray], precision: str) -> str:
     """``optimize --target cuda``; returns "" or the one-line error."""
     shapes = [f"{k}:{'x'.join(map(str, v.shape))}" for k, v in feeds.items()]
-    cmd = [sys.executable, "-m", "optimizer.cli", str(onnx_path), "-o", str(out_dir),
+    cmd = [sys.executable, "-m", "optimizer.cli", str(onnx_path), "-o", f"{out_dir}/",
            "--target", "cuda", "--precision", precision]  # fmt: skip
     for s in shapes:
         cmd += ["--input-shape", s]
@@ -144,8 +144,8 @@ def run(
             ref_npz = np.load(work / f"{name}_b{batch}_ref.npz")
             ref = [ref_npz[f"arr_{i}"] for i in range(len(ref_npz.files))]
             for precision in precisions:
-                rows.append(
-                    _run_one(
+                try:
+                    row = _run_one(
                         work,
                         name,
                         batch,
@@ -159,8 +159,11 @@ def run(
                         optimizer,
                         contenders,
                     )
-                )
-                _print_row(rows[-1])
+                except Exception as exc:  # one broken row is reported, the others still run
+                    row = {"model": name, "batch": batch, "precision": precision,
+                           "errors": {"row": f"{type(exc).__name__}: {str(exc)[:160]}"}}  # fmt: skip
+                rows.append(row)
+                _print_row(row)
     return rows
 
 
@@ -173,6 +176,10 @@ def _run_one(
     net = case.module.eval()
     net.load_state_dict(torch.load(work / f"{name}.pt"))
     net = net.to(dev)
+    for sub in net.modules():  # plain tensor attributes (e.g. yolo's anchors) follow the model
+        for key, val in list(vars(sub).items()):
+            if isinstance(val, torch.Tensor) and not isinstance(val, torch.nn.Parameter):
+                setattr(sub, key, val.to(dev))
     if half is not None:
         net = net.to(half)
     tin = []

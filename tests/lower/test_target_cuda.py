@@ -10,6 +10,7 @@ and compares with NumPy.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -403,6 +404,9 @@ def emulate_module(module: Path, launches: list, feeds: dict[str, np.ndarray]) -
     return {s["name"]: tensors[s["value"]].float().numpy() for s in manifest["outputs"]}
 
 
+@pytest.mark.skipif(
+    os.environ.get("TRITON_INTERPRET") != "1", reason="runs the plan on the CPU interpreter"
+)
 @pytest.mark.parametrize("precision,tol", [("fp32", 1e-6), ("fp16", 2e-3), ("bf16", 2e-2)])
 def test_the_plan_computes_the_model_on_the_interpreter(
     tmp_path: Path, precision: str, tol: float
