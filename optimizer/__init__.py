@@ -22,16 +22,19 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'optimizer' has no attribute {name!r}")
 
 
-def _load(path):
+def _load(path, **options):
     """``optimizer.load(path)``: a compiled module directory -> a runnable ``CompiledModule``
-    (``.run(feeds)``, ``.inputs``, ``.outputs``, ``.profile(feeds)``); an ``.onnx`` file -> the
-    validated graph (``optimizer.ir.Model``) that ``optimize_model`` takes."""
+    (``.run(feeds)``, ``.inputs``, ``.outputs``, ``.profile(feeds)``; ``options`` are
+    :func:`optimizer.runtime.load`'s, e.g. ``verify_checksums``, ``cuda_graphs``); an ``.onnx``
+    file -> the validated graph (``optimizer.ir.Model``) that ``optimize_model`` takes."""
     from pathlib import Path
 
     if Path(path).is_dir():
         from optimizer.runtime import load as load_module
 
-        return load_module(path)
+        return load_module(path, **options)
+    if options:
+        raise TypeError(f"options {sorted(options)} apply to compiled module directories only")
     from optimizer.ir import load as load_model
 
     return load_model(path)
