@@ -118,6 +118,22 @@ def triton_version() -> str:
     return str(triton.__version__)
 
 
+#: Oldest Triton whose cubins were checked end to end on a GPU (zoo modules vs onnxruntime on an
+#: H100, 2026-11-24). Triton 3.6 compiled cubins that ran but gave wrong results for some zoo
+#: models (resnet fp16, unet fp32 at batch 1) where 3.9's cubins of the same launches were right.
+MIN_TRITON = (3, 9)
+
+
+def check_triton_version() -> None:
+    """Raises AOTError when the installed Triton is older than :data:`MIN_TRITON`."""
+    version = triton_version()
+    parts = tuple(int(p) for p in version.split("+")[0].split(".")[:2] if p.isdigit())
+    if parts < MIN_TRITON:
+        need = ".".join(map(str, MIN_TRITON))
+        raise AOTError(f"Triton {version} is older than {need}, the oldest whose cubins this "
+                       f"project has verified on a GPU; install triton>={need}")  # fmt: skip
+
+
 def step_args(cubin: Cubin, launch: TritonLaunch) -> list[dict[str, int | float]]:
     """The plan step's ``args``: one entry per cubin parameter (hidden ones ``{"null": 0}``)."""
     args: list[dict[str, int | float]] = []
@@ -160,6 +176,7 @@ def compile_launch(
         AOTError: Triton failed to compile the kernel.
     """
     number = arch_number(arch)
+    check_triton_version()
     jit_fn = as_jit_function(launch.kernel)
     signature, constexprs, attrs = _specialization(jit_fn, launch, inputs, outputs)
     options = {

@@ -104,6 +104,12 @@ def require_triton() -> None:
         raise UsageError(
             "--target cuda needs Triton: pip install 'onnx-deploy-optimizer[cuda]'"
         ) from None
+    from optimizer.kernels.triton import aot
+
+    try:
+        aot.check_triton_version()
+    except aot.AOTError as err:
+        raise UsageError(f"--target cuda: {err}") from None
 
 
 def lower_cuda(

@@ -534,3 +534,15 @@ def test_view_copies_are_elided_and_readers_take_the_source(tmp_path: Path) -> N
     assert "v" not in by_name and "shape" not in by_name
     assert plan["steps"][1]["inputs"] == [by_name["r"]]
     assert plan["steps"][1]["args"][2] == {"i32": 600}  # planned for the view's shape
+
+
+def test_an_unverified_triton_is_refused_with_the_version_to_install(monkeypatch) -> None:
+    from optimizer.kernels.triton import aot
+
+    from optimizer.errors import UsageError
+    from optimizer.lower import target_cuda
+
+    target_cuda.require_triton()  # the installed one is verified
+    monkeypatch.setattr(aot, "MIN_TRITON", (99, 0))
+    with pytest.raises(UsageError, match=r"older than 99\.0.*install triton>=99\.0"):
+        target_cuda.require_triton()
