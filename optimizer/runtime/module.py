@@ -121,8 +121,8 @@ class CompiledModule:
         """Where the module runs: ``"cpu"`` or ``"cuda"``."""
         return self._module.device
 
-    def _device_input(self, info: TensorInfo, value: Any) -> Any | None:
-        """A DLPack capsule for an input on a CUDA device, else None (a host array)."""
+    def _device_input(self, info: TensorInfo, value: Any, what: str = "input") -> Any | None:
+        """A DLPack capsule for an input (or output) on a CUDA device, else None (host)."""
         device_of = getattr(value, "__dlpack_device__", None)
         if device_of is None or isinstance(value, np.ndarray):
             return None
@@ -131,7 +131,7 @@ class CompiledModule:
             return None
         if self.device != "cuda":
             raise ModuleError(
-                f"input {info.name!r} is on a CUDA device but the module targets cpu "
+                f"{what} {info.name!r} is on a CUDA device but the module targets cpu "
                 "(pass a NumPy array)"
             )
         # The producer makes our stream wait for its pending work on the tensor (DLPack's
@@ -171,7 +171,13 @@ class CompiledModule:
         outputs = [np.empty(info.shape, dtype=numpy_dtype(info.dtype)) for info in self.outputs]
         return arrays, outputs
 
-    def run(self, feeds: Mapping[str, Any], *, device_outputs: bool = False) -> dict[str, Any]:
+    def run(
+        self,
+        feeds: Mapping[str, Any],
+        *,
+        device_outputs: bool = False,
+        out: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Runs the module once; returns ``{output name: array}`` in signature order.
 
         Inputs are NumPy arrays or, for a module that targets cuda, tensors on the CUDA device
@@ -183,17 +189,64 @@ class CompiledModule:
             device_outputs: cuda modules: return each output as a ``DeviceTensor`` on the
                 device (``torch.from_dlpack(out)`` / ``cupy.from_dlpack(out)`` view it without a
                 copy; it owns its memory) instead of a NumPy array.
+            out: ``{output name: buffer}`` to write outputs into instead of allocating: NumPy
+                arrays (C-contiguous, writeable, the output's dtype and shape) or, for a cuda
+                module, CUDA tensors with ``__dlpack__`` (e.g. ``torch.empty(..., device="cuda")``)
+                or ``DeviceTensor``s of an earlier run: no allocation per run. Returned as given.
         """
         inputs, outputs = self._prepare(feeds)
         if device_outputs:
             if self.device != "cuda":
                 raise ModuleError("device_outputs=True needs a module that targets cuda")
             outputs = [self._module.device_output(i) for i in range(len(self.outputs))]
-        if any(not isinstance(x, np.ndarray) for x in inputs) or device_outputs:
+        given = list(outputs)
+        if out is not None:
+            given, outputs = self._given_outputs(out, outputs)
+        if any(not isinstance(x, np.ndarray) for x in [*inputs, *outputs]):
             self._module.run_any(inputs, outputs, False)
         else:
             self._module.run(inputs, outputs, False)
-        return {info.name: array for info, array in zip(self.outputs, outputs)}
+        return {info.name: array for info, array in zip(self.outputs, given)}
+
+    def _given_outputs(self, out: Mapping[str, Any], outputs: list) -> tuple[list, list]:
+        """(what run returns, what the runtime writes) with the caller's ``out`` buffers."""
+        if not isinstance(out, Mapping):
+            raise ModuleError(f"out must be a dict of name -> buffer, got {type(out).__name__}")
+        names = {info.name for info in self.outputs}
+        unknown = sorted(set(out) - names)
+        if unknown:
+            raise ModuleError(
+                f"out: unknown output {unknown[0]!r}; the module's outputs are "
+                + ", ".join(map(str, self.outputs))
+            )
+        given, written = list(outputs), list(outputs)
+        for i, info in enumerate(self.outputs):
+            if info.name not in out:
+                continue
+            value = out[info.name]
+            given[i] = value
+            if type(value).__name__ == "DeviceTensor":
+                written[i] = value
+                continue
+            capsule = self._device_input(info, value, "output")
+            if capsule is not None:  # dtype, shape and layout are checked by the runtime
+                written[i] = capsule
+                continue
+            if not isinstance(value, np.ndarray):
+                raise ModuleError(
+                    f"out {info.name!r}: expected a NumPy array or a CUDA tensor, got "
+                    f"{type(value).__name__}"
+                )
+            want = numpy_dtype(info.dtype)
+            if value.dtype != want or tuple(value.shape) != info.shape:
+                raise ModuleError(
+                    f"out {info.name!r}: {value.dtype}{list(value.shape)} != "
+                    f"{info.dtype}{list(info.shape)}"
+                )
+            if not (value.flags.c_contiguous and value.flags.writeable):
+                raise ModuleError(f"out {info.name!r}: must be C-contiguous and writeable")
+            written[i] = value
+        return given, written
 
     __call__ = run
 

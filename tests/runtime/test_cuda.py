@@ -161,6 +161,10 @@ def test_gpu_device_tensors_torch(tmp_path, cubin):
         s = torch.from_dlpack(device["s"])
         del device  # the torch tensor keeps the buffer alive
         np.testing.assert_allclose(s.cpu().numpy(), want["s"], rtol=1e-6, atol=1e-6)
+        given = {"y": torch.full(SHAPE, float("nan"), device="cuda")}
+        out = module.run(device_feeds, out=given)
+        assert out["y"] is given["y"]  # written in place on the device, no allocation
+        np.testing.assert_allclose(given["y"].cpu().numpy(), want["y"], rtol=1e-6, atol=1e-6)
     with pytest.raises(ModuleError, match="not C-contiguous"):
         module.run({"x": torch.zeros(300, 4, device="cuda").t(), "z": device_feeds["z"]})
     with pytest.raises(ModuleError, match=r"dtype float16 != expected float32"):

@@ -53,6 +53,25 @@ def test_run_matches_numpy(module_dir, seed):
         np.testing.assert_allclose(got[name], want[name], rtol=1e-6, atol=1e-6)
 
 
+def test_run_writes_into_given_output_buffers(module_dir):
+    m = runtime.load(module_dir)
+    feeds = standard_feeds(3)
+    want = standard_reference(**feeds)
+    y = np.full(m.outputs[0].shape, np.nan, dtype=np.float32)
+    got = m.run(feeds, out={"y": y})
+    assert got["y"] is y  # written in place, returned as given; "s" allocated as usual
+    np.testing.assert_allclose(y, want["y"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got["s"], want["s"], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ModuleError, match="out: unknown output 'q'"):
+        m.run(feeds, out={"q": y})
+    with pytest.raises(ModuleError, match=r"out 'y': float64\[2, 3\] != float32"):
+        m.run(feeds, out={"y": np.zeros((2, 3))})
+    with pytest.raises(ModuleError, match="C-contiguous and writeable"):
+        m.run(feeds, out={"y": np.zeros((4, 2), dtype=np.float32).T})
+    with pytest.raises(ModuleError, match="out must be a dict"):
+        m.run(feeds, out=[y])
+
+
 def test_repeated_runs_and_skip_checksums(module_dir):
     m = runtime.load(module_dir, verify_checksums=False)
     for seed in range(5):
