@@ -1,10 +1,10 @@
 """Differential fuzzing: random ONNX graphs through optimize and compile vs onnxruntime.
 
 Example counts come from the hypothesis profile (``tests/conftest.py``): "ci" (the default,
-100 examples per test, derandomized) or ``--hypothesis-profile=long`` (5,000 per test by
-default, ``$FUZZ_LONG_EXAMPLES``; the example database in ``.hypothesis/`` is kept between
-runs so earlier failures are replayed first). ``$FUZZ_LOG`` names a file that gets one line
-per compiled graph (the count of graphs run), ``$FUZZ_REPRO_DIR`` where reproducers go.
+derandomized) or ``--hypothesis-profile=long`` (``$FUZZ_LONG_EXAMPLES`` per test; the example
+database in ``.hypothesis/`` is kept between runs so earlier failures are replayed first).
+``tools/fuzz_long.py`` runs the long profile over several worker processes. The properties
+and the environment variables (``$FUZZ_REPRO_DIR``, ``$FUZZ_LOG``...) are in ``props.py``.
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ import pytest
 from hypothesis import given
 
 from tests.fuzz import graphs as g
-from tests.fuzz.props import FALLBACK_OPS, STATS, check_case, quiet
+from tests.fuzz.props import check_case, quiet, summary
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _quiet_and_summary():
     quiet()
     yield
-    print(f"\nfuzz: {STATS.graphs} graphs ({STATS.nodes} nodes), optimized changed "
-          f"{STATS.optimized_changed}, compiled steps {STATS.steps}, fallback steps "
-          f"{STATS.fallback_steps} {dict(FALLBACK_OPS)}")  # fmt: skip
+    print("\n" + summary())
 
 
 @given(g.graphs())
