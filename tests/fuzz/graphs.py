@@ -901,9 +901,12 @@ def _grow(draw, table, max_steps: int, zero: bool = False, opsets=OPSETS) -> Fuz
 
 
 @st.composite
-def graphs(draw, max_steps: int = 8) -> FuzzCase:
+def graphs(draw, max_steps: int = 10) -> FuzzCase:
     """Random graphs over the whole op set (plus patterns), opsets 13..18."""
+    from tests.fuzz.more_ops import MORE_OPS  # it builds on this module's Builder
+
     table = dict(RANDOM_OPS)
+    table.update(MORE_OPS)
     table.update({f"pattern_{k}": v for k, v in PATTERNS.items()})
     return _grow(draw, table, max_steps)
 
