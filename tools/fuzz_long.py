@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TEST_FILE = "tests/fuzz/test_fuzz.py"
 TESTS = ("test_random_graphs", "test_fusion_patterns_and_near_misses",
-         "test_broadcasting_and_zero_size")  # fmt: skip
+         "test_broadcasting_and_zero_size", "test_constant_subgraphs_and_folding")  # fmt: skip
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

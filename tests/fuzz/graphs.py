@@ -135,12 +135,13 @@ class Builder:
     def integer(self, lo: int, hi: int) -> int:
         return self.draw(st.integers(lo, hi))
 
-    def broadcastable(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        """A shape that broadcasts with ``shape`` (dims set to 1, leading dims dropped/added)."""
+    def broadcastable(self, shape: tuple[int, ...], grow: bool = True) -> tuple[int, ...]:
+        """A shape that broadcasts with ``shape`` (dims set to 1, leading dims dropped/added
+        unless not ``grow``)."""
         dims = [d if self.boolean() else 1 for d in shape]
         drop = self.integer(0, len(dims))
         dims = dims[drop:]
-        if self.integer(0, 5) == 0 and len(shape) < 5:
+        if grow and self.integer(0, 5) == 0 and len(shape) < 5:
             dims = [1, *dims]
         return tuple(dims)
 
@@ -459,7 +460,7 @@ def _transpose(b: Builder) -> bool:
     elif what == "sink":  # through an elementwise op, then back
         mid = b.node(b.choice(["Relu", "Sigmoid", "Neg"]), [out.name], [out.shape])[0]
         if b.boolean():
-            cshape = b.broadcastable(out.shape)
+            cshape = b.broadcastable(out.shape, grow=False)  # the rank must stay the same
             mid = b.node("Add", [mid.name, b.const(b.randn(*cshape))],
                          [np.broadcast_shapes(out.shape, cshape)])[0]  # fmt: skip
         inv = [perm.index(i) for i in range(x.rank)]
@@ -903,10 +904,11 @@ def _grow(draw, table, max_steps: int, zero: bool = False, opsets=OPSETS) -> Fuz
 @st.composite
 def graphs(draw, max_steps: int = 10) -> FuzzCase:
     """Random graphs over the whole op set (plus patterns), opsets 13..18."""
-    from tests.fuzz.more_ops import MORE_OPS  # it builds on this module's Builder
+    from tests.fuzz.more_ops import FOLDING_OPS, MORE_OPS  # they build on Builder
 
     table = dict(RANDOM_OPS)
     table.update(MORE_OPS)
+    table.update(FOLDING_OPS)
     table.update({f"pattern_{k}": v for k, v in PATTERNS.items()})
     return _grow(draw, table, max_steps)
 
@@ -923,3 +925,15 @@ def pattern_graphs(draw, max_steps: int = 4) -> FuzzCase:
 def broadcast_graphs(draw, max_steps: int = 6) -> FuzzCase:
     """Elementwise and movement ops over broadcasting shapes, some with a zero-size dim."""
     return _grow(draw, _ELEMENTWISE, max_steps, zero=draw(st.booleans()))
+
+
+@st.composite
+def folding_graphs(draw, max_steps: int = 6) -> FuzzCase:
+    """Graphs rich in constant subgraphs (folding, shape arithmetic, computed weights)."""
+    from tests.fuzz.more_ops import FOLDING_OPS
+
+    table = dict(FOLDING_OPS)
+    table.update({k: RANDOM_OPS[k] for k in ("constant_subgraph", "shape_math", "int_path",
+                                              "unary", "binary", "reshape")})  # fmt: skip
+    table.update({"conv_bn": PATTERNS["conv_bn"], "conv_affine": PATTERNS["conv_affine"]})
+    return _grow(draw, table, max_steps)

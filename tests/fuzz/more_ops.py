@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 from hypothesis import strategies as st
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 from tests.fuzz.graphs import FLOAT, Builder, Val, _broadcasts, _positive
 
@@ -321,4 +321,84 @@ MORE_OPS = {
     "rnn": (rnn, 1),
     "other_dtype_input": (other_dtype_input, 1),
     "einsum": (einsum, 1),
+}
+
+
+# -- constant subgraphs that folding must evaluate ------------------------------------------------
+
+
+def const_chain(b: Builder) -> bool:
+    """A constant through movement ops and casts, then combined with a live value."""
+    x = b.pick(lambda v: v.rank >= 1)
+    shape = b.broadcastable(x.shape)
+    c = b.const(b.randn(*shape))
+    for _ in range(b.integer(1, 3)):
+        how = b.choice(["transpose2", "cast", "unsqueeze_squeeze", "concat_slice", "neg"])
+        if how == "transpose2" and len(shape) >= 2:  # a transpose and its inverse
+            perm = list(b.draw(st.permutations(range(len(shape)))))
+            t = b.raw("Transpose", [c], perm=perm)[0]
+            c = b.raw("Transpose", [t], perm=[perm.index(i) for i in range(len(shape))])[0]
+        elif how == "cast":  # through float64 and back: exact
+            c = b.raw("Cast", [b.raw("Cast", [c], to=TensorProto.DOUBLE)[0]], to=FLOAT)[0]
+        elif how == "unsqueeze_squeeze":
+            u = b.raw("Unsqueeze", [c, b.ints([0])])[0]
+            c = b.raw("Squeeze", [u, b.ints([0])])[0]
+        elif how == "concat_slice" and len(shape) >= 1 and shape[-1] > 0:
+            cat = b.raw("Concat", [c, b.const(b.randn(*shape))], axis=-1)[0]
+            n = shape[-1]
+            c = b.raw("Slice", [cat, b.ints([0]), b.ints([n]), b.ints([-1])])[0]
+        else:
+            c = b.raw("Neg", [c])[0]
+    op = b.choice(["Add", "Mul", "Sub"])
+    ins = [x.name, c] if b.boolean() else [c, x.name]
+    b.node(op, ins, [np.broadcast_shapes(x.shape, shape)])
+    return True
+
+
+def shape_driven(b: Builder) -> bool:
+    """ConstantOfShape / Expand / Range driven by Shape of a static value (all foldable)."""
+    x = b.pick(lambda v: v.rank >= 1)
+    s = b.raw("Shape", [x.name])[0]
+    how = b.choice(["constant_of_shape", "expand", "range"])
+    if how == "constant_of_shape":
+        val = b.choice([0.0, 1.0, 2.5])
+        k = b.raw(
+            "ConstantOfShape", [s], value=numpy_helper.from_array(np.array([val], np.float32))
+        )[0]
+        b.node(b.choice(["Add", "Mul"]), [x.name, k], [x.shape])
+    elif how == "expand":
+        c = b.const(b.randn(*([1] * x.rank)))
+        e = b.raw("Expand", [c, s])[0]
+        b.node("Sub", [x.name, e], [x.shape])
+    else:  # Range(0, dim_last, 1) as float, broadcast along the last axis
+        last = b.raw("Gather", [s, b.const(np.int64(x.rank - 1), "i")], axis=0)[0]
+        r = b.raw("Range", [b.const(np.int64(0), "i"), last, b.const(np.int64(1), "i")])[0]
+        rf = b.raw("Cast", [r], to=FLOAT)[0]
+        b.node("Add", [x.name, rf], [x.shape])
+    return True
+
+
+def computed_weight(b: Builder) -> bool:
+    """A Conv / MatMul whose weight is computed from constants (scale * W, Transpose(W))."""
+    x = b.pick(lambda v: v.rank == 4 and _positive(v))
+    if x is not None and b.boolean():
+        c, m = x.shape[1], b.integer(1, 4)
+        w = b.const(b.randn(m, c, 1, 1, scale=0.5), "w")
+        s = b.const(1 + b.randn(m, 1, 1, 1, scale=0.2))
+        wk = b.raw("Mul", [w, s])[0]
+        b.node("Conv", [x.name, wk], [(x.shape[0], m, *x.shape[2:])])
+        return True
+    x = b.pick(lambda v: v.rank >= 1 and v.shape[-1] > 0)
+    if x is None:
+        return False
+    k, n = x.shape[-1], b.integer(1, 5)
+    wt = b.raw("Transpose", [b.const(b.randn(n, k, scale=0.5), "w")], perm=[1, 0])[0]
+    b.node("MatMul", [x.name, wt], [(*x.shape[:-1], n)])
+    return True
+
+
+FOLDING_OPS = {
+    "const_chain": (const_chain, 2),
+    "shape_driven": (shape_driven, 2),
+    "computed_weight": (computed_weight, 2),
 }

@@ -197,7 +197,10 @@ def _check(case: FuzzCase, want: list[np.ndarray], names: list[str]) -> None:
     STATS.steps += len(creport.steps)
     STATS.fallback_steps += fallback
     FALLBACK_OPS.update(f["op"] for f in creport.fallbacks)
-    event(f"compiled steps falling back: {min(fallback, 3)}{'+' if fallback >= 3 else ''}")
+    try:  # hypothesis's statistics (pytest --hypothesis-show-statistics)
+        event(f"compiled steps falling back: {min(fallback, 3)}{'+' if fallback >= 3 else ''}")
+    except InvalidArgument:  # called outside a hypothesis test
+        pass
     fell = ",".join(sorted({f["op"] for f in creport.fallbacks})) or "-"
     _log(f"ok {len(case.model.graph.node)} {len(creport.steps)} {fallback} {fell}")
 

@@ -36,3 +36,8 @@ def test_fusion_patterns_and_near_misses(case: g.FuzzCase) -> None:
 @given(g.broadcast_graphs())
 def test_broadcasting_and_zero_size(case: g.FuzzCase) -> None:
     check_case(case)
+
+
+@given(g.folding_graphs())
+def test_constant_subgraphs_and_folding(case: g.FuzzCase) -> None:
+    check_case(case)

@@ -35,6 +35,8 @@ class _WrongTanh:
 
 def test_planted_bug_is_shrunk_and_saved(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(props, "REPRO_DIR", tmp_path)
+    monkeypatch.setattr(props, "STATS", props.Stats())  # planted failures are not counted
+    monkeypatch.setattr(props, "_first_failure", [])
     monkeypatch.setattr(props.optimizer, "load", _WrongTanh)
     props.quiet()
 
