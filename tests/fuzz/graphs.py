@@ -74,6 +74,7 @@ class Builder:
         self.feeds: dict[str, np.ndarray] = {}
         self.values: list[Val] = []
         self.count = 0
+        self.big = False  # larger tensors and channel counts (vectorized / blocked kernels)
 
     # -- naming, constants, inputs -------------------------------------------------------------
 
@@ -251,7 +252,7 @@ def _conv(b: Builder, x: Val | None = None, **force) -> Val | None:
         groups = c
     elif kind == "grouped":
         groups = b.choice([g for g in range(1, c + 1) if c % g == 0])
-    m = groups * b.integer(1, 3)
+    m = groups * (b.choice([1, 2, 3, 8, 16, 17]) if b.big and groups == 1 else b.integer(1, 3))
     ks, ss, ds, p0s, p1s = [], [], [], [], []
     for size in spatial:
         k = b.integer(1, 3)
@@ -281,7 +282,7 @@ def _conv(b: Builder, x: Val | None = None, **force) -> Val | None:
 def _matmul(b: Builder) -> bool:
     a = b.pick(lambda v: v.rank >= 1)
     k = a.shape[-1]
-    n = b.integer(1, 6)
+    n = b.choice([8, 16, 33]) if b.big and b.boolean() else b.integer(1, 6)
     if a.rank >= 2 and b.integer(0, 3) == 0:  # batched B broadcasting against A
         other = b.pick(lambda v: v.rank >= 2 and v.shape[-2] == k and v is not a
                        and _broadcasts(a.shape[:-2], v.shape[:-2]))  # fmt: skip
@@ -307,7 +308,7 @@ def _gemm(b: Builder) -> bool:
         return False
     trans_a, trans_b = b.boolean(), b.boolean()
     m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
-    n = b.integer(1, 6)
+    n = b.choice([8, 16, 33]) if b.big and b.boolean() else b.integer(1, 6)
     w = b.const(b.randn(*((n, k) if trans_b else (k, n)), scale=1 / math.sqrt(max(k, 1))), "w")
     inputs = [a.name, w]
     cshape = b.choice([None, (n,), (1, n), (m, 1), (m, n), ()])
@@ -873,12 +874,18 @@ _ELEMENTWISE = {"unary": (_unary, 2), "binary": (_binary, 3), "transpose": (_tra
                 "reduce": (_reduce, 1), "pad": (_pad, 1), "softmax": (_softmax, 1)}  # fmt: skip
 
 
-def _input_shape(draw, zero: bool) -> tuple[int, ...]:
+def _input_shape(draw, zero: bool, big: bool = False) -> tuple[int, ...]:
     rank = draw(st.sampled_from([4, 4, 3, 2, 1]))
     hi = 5 if rank >= 3 else 6
     dims = [draw(st.integers(1, hi)) for _ in range(rank)]
     if rank == 4:
         dims[0] = draw(st.integers(1, 2))
+    if big:  # past the native kernels' vector widths and blocking (8, 16, 64 pixels...)
+        dims[-1] = draw(st.sampled_from([7, 8, 9, 16, 17, 24]))
+        if rank >= 2:
+            dims[-2] = draw(st.sampled_from([7, 8, 12, 15]))
+        if rank >= 3:
+            dims[1] = draw(st.sampled_from([dims[1], 8, 16, 17]))
     if zero:
         dims[draw(st.integers(0, rank - 1))] = 0
     return tuple(dims)
@@ -887,8 +894,9 @@ def _input_shape(draw, zero: bool) -> tuple[int, ...]:
 def _grow(draw, table, max_steps: int, zero: bool = False, opsets=OPSETS) -> FuzzCase:
     opset = draw(st.sampled_from(opsets))
     b = Builder(draw, opset, draw(st.integers(0, 2**32 - 1)))
+    b.big = draw(st.integers(0, 4)) == 4  # a fifth of the graphs has larger tensors
     for _ in range(draw(st.integers(1, 2))):
-        b.add_input(_input_shape(draw, zero))
+        b.add_input(_input_shape(draw, zero, b.big))
     names = list(table)
     weights = [table[n][1] for n in names]
     expanded = [n for n, w in zip(names, weights) for _ in range(w)]
