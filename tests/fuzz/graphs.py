@@ -42,9 +42,11 @@ class FuzzCase:
     model: onnx.ModelProto
     feeds: dict[str, np.ndarray]
     ops: list[str] = field(default_factory=list)
+    threads: int = 1  # the compiled module's kernel threads (parallel splits are tested too)
 
     def __repr__(self) -> str:  # hypothesis prints this for a failing example
-        return f"FuzzCase(opset={self.model.opset_import[0].version}, ops={self.ops})"
+        opset = self.model.opset_import[0].version
+        return f"FuzzCase(opset={opset}, threads={self.threads}, ops={self.ops})"
 
 
 @dataclass
@@ -906,7 +908,9 @@ def _grow(draw, table, max_steps: int, zero: bool = False, opsets=OPSETS) -> Fuz
         fn(b)
     if all(v.name in b.feeds for v in b.values):
         b.node("Relu", [b.values[-1].name], [b.values[-1].shape])
-    return b.finish(draw(st.integers(0, 2)))
+    case = b.finish(draw(st.integers(0, 2)))
+    case.threads = draw(st.sampled_from([1, 2, 3]))
+    return case
 
 
 @st.composite

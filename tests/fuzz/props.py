@@ -16,8 +16,8 @@ the example; its final replay of the minimal example saves the model as ``<sha1>
 inputs beside it as ``.npz``) in ``$FUZZ_REPRO_DIR`` (default ``tests/fuzz/repro/``, ignored by
 git), and the assertion message names the file. Outside hypothesis every failure is saved.
 
-Cost per graph is kept small: onnxruntime and the module run on one thread (``$FUZZ_THREADS``),
-and modules are written under ``/dev/shm`` where it exists (the module writer fsyncs every
+Cost per graph is kept small: onnxruntime runs on one thread (``$FUZZ_THREADS``), the module
+on the case's 1 to 3 threads (so the kernels' parallel splits are fuzzed too), and modules are written under ``/dev/shm`` where it exists (the module writer fsyncs every
 file; on tmpfs that is free).
 
 Environment: ``$FUZZ_LOG`` names a file that gets one line per graph run through optimize and
@@ -185,7 +185,7 @@ def _check(case: FuzzCase, want: list[np.ndarray], names: list[str]) -> None:
             f"a second optimize changed the model: {dict(again.rules) if again else None}"
         )
         module = optimizer.load(out)
-        module.set_num_threads(THREADS)
+        module.set_num_threads(case.threads)
         result = module.run(case.feeds)
     assert list(result) == names, f"module outputs {list(result)} != {names}"
     _compare("compiled module vs onnxruntime", want, list(result.values()), names)
