@@ -185,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             "  failures were not shrunk before the limit: rerun; the example database "
             "replays them first"
         )
+    for index, test in failed_tests:
+        print(f"  worker {index} {test}: failed (see {out}/worker{index}.out)")
     for index, test, code in bad_exits:
         print(f"  worker {index} {test}: pytest exit status {code} (see {out}/worker{index}.out)")
     print(f"fuzz_long: logs in {out}")

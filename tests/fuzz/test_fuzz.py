@@ -13,14 +13,12 @@ import pytest
 from hypothesis import given
 
 from tests.fuzz import graphs as g
-from tests.fuzz.props import check_case, quiet, summary
+from tests.fuzz.props import check_case, quiet
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _quiet_and_summary():
-    quiet()
-    yield
-    print("\n" + summary())
+def _quiet():
+    quiet()  # the graph count is printed by tests/fuzz/conftest.py's terminal summary
 
 
 @given(g.graphs())
