@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import strategies as st
 from onnx import TensorProto, numpy_helper
 
-from tests.fuzz.graphs import FLOAT, Builder, Val, _broadcasts, _positive
+from tests.fuzz.builder import FLOAT, Builder, Val, _broadcasts, _positive
 
 SMOOTH_UNARY = ("Softsign", "Sin", "Cos", "Mish", "Selu", "Celu", "ThresholdedRelu", "Atan",
                 "Asinh")  # fmt: skip

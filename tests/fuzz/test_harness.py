@@ -56,7 +56,7 @@ def test_planted_bug_is_shrunk_and_saved(monkeypatch, tmp_path: Path) -> None:
     assert saved == [path]  # only the shrunk example is written
     model = onnx.load(str(path))
     ops = [n.op_type for n in model.graph.node]
-    assert "Tanh" in ops and len(ops) <= 2, ops  # shrunk to (nearly) the Tanh alone
+    assert "Tanh" in ops and len(ops) <= 3, ops  # shrunk to the Tanh and (at most) two more
     feeds = dict(np.load(path.with_suffix(".npz")))
     assert set(feeds) == {i.name for i in model.graph.input}
 
