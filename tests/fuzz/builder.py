@@ -103,6 +103,14 @@ class Builder:
         self.values.extend(outs)
         return outs
 
+    def varied(self, x: Val) -> Val:
+        """``x`` plus a random constant of its shape: no constant rows along any axis.
+
+        Normalizing a constant row divides rounding noise (~1 ulp of x - mean) by sqrt(eps):
+        1e-7 / 1e-3 = 1e-4 with eps = 1e-6, so two correct implementations differ by more than
+        any useful tolerance; every normalization step reads a varied input."""
+        return self.node("Add", [x.name, self.const(self.randn(*x.shape))], [x.shape])[0]
+
     def raw(self, op: str, inputs: list[str], n_out: int = 1, **attrs) -> list[str]:
         """Appends ``op`` whose outputs are not float32 values to pick (int64 shape math)."""
         outs = [self.fresh("t") for _ in range(n_out)]

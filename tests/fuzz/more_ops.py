@@ -135,6 +135,7 @@ def batch_norm(b: Builder) -> bool:
     c = x.shape[1]
     scale, bias = b.const(1 + b.randn(c, scale=0.3)), b.const(b.randn(c))
     if x.rank >= 3 and b.boolean():
+        x = b.varied(x)  # not a constant plane (see Builder.varied)
         b.node("InstanceNormalization", [x.name, scale, bias], [x.shape], epsilon=1e-3)
         return True
     mean, var = b.const(b.randn(c, scale=0.3)), b.const(b.rng.uniform(0.5, 2, c).astype(np.float32))

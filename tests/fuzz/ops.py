@@ -214,6 +214,7 @@ def _layer_norm(b: Builder) -> bool:
     x = b.pick(lambda v: v.rank >= 1 and _positive(v))
     if b.opset < 17 or x is None:
         return False
+    x = b.varied(x)
     axis = b.integer(-x.rank, x.rank - 1)
     norm = x.shape[axis:]
     inputs = [x.name, b.const(1 + b.randn(*norm, scale=0.2))]

@@ -98,6 +98,7 @@ def _decomposed_ln(b: Builder) -> bool:
     x = b.pick(lambda v: v.rank >= 2 and _positive(v))
     if x is None:
         return False
+    x = b.varied(x)
     near = b.choice(["ok", "ok", "ok", "wrong_axis", "wrong_const", "extra_consumer",
                      "keepdims"])  # fmt: skip
     k = b.integer(1, min(2, x.rank - 1))
