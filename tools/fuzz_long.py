@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--examples", type=int, default=1500,
                     help="examples per worker, split between the fuzz tests (default 1500)")  # fmt: skip
     ap.add_argument("--minutes", type=float, default=10.0, help="wall-clock limit (default 10)")
-    ap.add_argument("--grace", type=float, default=120.0,
+    ap.add_argument("--grace", type=float, default=300.0,
                     help="extra seconds for shrinking a failure found before the limit")  # fmt: skip
     ap.add_argument("--seed", type=int, default=None, help="base seed (default: from the time)")
     ap.add_argument("--out", type=Path, default=None, help="output directory")
@@ -81,12 +81,14 @@ class Worker(threading.Thread):
                     break
                 deadline = now + (self.end - now) / (len(self.tests) - n)
                 seed = self.args.seed + 1000 * self.index + n
+                # the seed goes through $FUZZ_SEED (@seed): --hypothesis-seed would turn the
+                # example database off
                 cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                       f"{TEST_FILE}::{test}", "--hypothesis-profile=long",
-                       f"--hypothesis-seed={seed}"]  # fmt: skip
-                env = dict(self.env, FUZZ_DEADLINE=f"{deadline:.0f}",
+                       f"{TEST_FILE}::{test}", "--hypothesis-profile=long"]  # fmt: skip
+                env = dict(self.env, FUZZ_DEADLINE=f"{deadline:.0f}", FUZZ_SEED=str(seed),
                            FUZZ_LONG_EXAMPLES=str(self.examples))  # fmt: skip
-                log.write(f"$ {' '.join(cmd)}  (deadline in {deadline - now:.0f} s)\n")
+                log.write(f"$ FUZZ_SEED={seed} {' '.join(cmd)}  "
+                          f"(deadline in {deadline - now:.0f} s)\n")  # fmt: skip
                 log.flush()
                 self.proc = subprocess.Popen(
                     cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -105,10 +107,12 @@ class Worker(threading.Thread):
                 pass
 
 
-def read_logs(out: Path) -> tuple[int, int, list[str]]:
-    """Graphs, failing examples and reproducer lines ("PATH MESSAGE") from the worker logs."""
+def read_logs(out: Path) -> tuple[int, int, list[str], list[str]]:
+    """Graphs, failing examples, reproducer lines ("PATH MESSAGE") and each run's first failing
+    example saved before shrinking, from the worker logs."""
     graphs = failures = 0
     repros: list[str] = []
+    unshrunk: list[str] = []
     for path in sorted(out.glob("worker*.log")):
         for line in path.read_text(errors="replace").splitlines():
             if line.startswith("ok "):
@@ -117,7 +121,9 @@ def read_logs(out: Path) -> tuple[int, int, list[str]]:
                 failures += 1
                 if not line.startswith("fail (not saved"):
                     repros.append(line[5:])
-    return graphs, failures, repros
+            elif line.startswith("unshrunk "):
+                unshrunk.append(line[9:])
+    return graphs, failures, repros, unshrunk
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1.0)
             if time.time() - last >= 30:
                 last = time.time()
-                graphs, failures, _ = read_logs(out)
+                graphs, failures, _, _ = read_logs(out)
                 alive = sum(w.is_alive() for w in workers)
                 print(f"  {last - start:6.0f} s: {graphs} graphs, {failures} failing examples, "
                       f"{alive} workers running", flush=True)  # fmt: skip
@@ -167,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     for w in workers:
         w.join(timeout=10)
 
-    graphs, failures, repros = read_logs(out)
+    graphs, failures, repros, unshrunk = read_logs(out)
     elapsed = time.time() - start
     bad_exits = [(w.index, t, c) for w in workers for t, c in w.codes if c not in (0, 1)]
     failed_tests = [(w.index, t) for w in workers for t, c in w.codes if c == 1]
@@ -185,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             "  failures were not shrunk before the limit: rerun; the example database "
             "replays them first"
         )
+    for line in unshrunk:
+        print(f"  first failing example of a run, before shrinking: {line}")
     for index, test in failed_tests:
         print(f"  worker {index} {test}: failed (see {out}/worker{index}.out)")
     for index, test, code in bad_exits:

@@ -24,7 +24,8 @@ Environment: ``$FUZZ_LOG`` names a file that gets one line per graph run through
 compile (``ok NODES STEPS FALLBACK_STEPS OPS``) and one per failure (``fail ...``);
 ``$FUZZ_DEADLINE`` (a Unix time) makes every later example skip the test, so a time-limited
 run (``tools/fuzz_long.py``) stops cleanly; a failure being shrunk gets ``$FUZZ_GRACE`` seconds
-more (default 120).
+more (default 120). The first failure of a process is also saved before shrinking, under
+``unshrunk/`` in the reproducer directory (an ``unshrunk PATH ...`` log line).
 """
 
 from __future__ import annotations
@@ -105,11 +106,12 @@ def _stop_at_deadline() -> None:
         pytest.skip("fuzz: time limit reached")
 
 
-def save_repro(case: FuzzCase) -> Path:
-    """Writes the model (and its feeds) under REPRO_DIR; returns the model's path."""
+def save_repro(case: FuzzCase, directory: Path | None = None) -> Path:
+    """Writes the model (and its feeds) under ``directory`` (REPRO_DIR); returns its path."""
     data = case.model.SerializeToString()
-    REPRO_DIR.mkdir(parents=True, exist_ok=True)
-    path = REPRO_DIR / f"{hashlib.sha1(data).hexdigest()[:16]}.onnx"
+    directory = directory or REPRO_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{hashlib.sha1(data).hexdigest()[:16]}.onnx"
     path.write_bytes(data)
     np.savez(path.with_suffix(".npz"), **case.feeds)
     return path
@@ -165,6 +167,9 @@ def check_case(case: FuzzCase) -> None:
         # only the final replay (the shrunk example) is saved; one raise site for all runs,
         # so that hypothesis sees one failure origin
         path = save_repro(case) if _is_final_replay() else "(not saved while shrinking)"
+        if len(_first_failure) == 1:  # the first failure: saved unshrunk, in case time runs out
+            _first_failure.append(time.time())
+            _log(f"unshrunk {save_repro(case, REPRO_DIR / 'unshrunk')} {first}")
         _log(f"fail {path} {first}")
         raise FuzzFailure(f"{type(err).__name__}: {err}\n  reproducer: {path}") from err
 

@@ -53,7 +53,8 @@ def test_planted_bug_is_shrunk_and_saved(monkeypatch, tmp_path: Path) -> None:
     path = Path(re.search(r"reproducer: (\S+\.onnx)", message).group(1))
     assert path.parent == tmp_path and path.exists() and path.with_suffix(".npz").exists()
     saved = list(tmp_path.glob("*.onnx"))
-    assert saved == [path]  # only the shrunk example is written
+    assert saved == [path]  # the shrunk example (the first one, unshrunk, is in unshrunk/)
+    assert len(list((tmp_path / "unshrunk").glob("*.onnx"))) == 1
     model = onnx.load(str(path))
     ops = [n.op_type for n in model.graph.node]
     assert "Tanh" in ops and len(ops) <= 3, ops  # shrunk to the Tanh and (at most) two more
