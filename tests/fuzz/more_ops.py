@@ -75,8 +75,10 @@ def rounding(b: Builder) -> bool:
 
 
 def where(b: Builder) -> bool:
-    """Where(Greater / Less / Equal(a, b), x, y) over broadcasting shapes."""
-    a = b.pick()
+    """Where(Greater / Less / ...(a, b), x, y) over broadcasting shapes; ``a`` is varied, so
+    that a and b are not (nearly) equal values computed two ways (a flipped comparison then
+    differs by a whole branch, a finding of nothing)."""
+    a = b.varied(b.pick())
     other = b.pick(lambda v: _broadcasts(a.shape, v.shape))
     cond = b.raw(b.choice(["Greater", "Less", "GreaterOrEqual", "LessOrEqual"]),
                  [a.name, other.name])[0]  # fmt: skip
@@ -231,10 +233,12 @@ def cumsum_topk(b: Builder) -> bool:
 
 
 def arg_reduce(b: Builder) -> bool:
-    """ArgMax / ArgMin cast to float (ties are unlikely on random normal inputs)."""
+    """ArgMax / ArgMin cast to float, over a varied input: the index of a tie or near-tie (tanh
+    saturated at 1.0 in one implementation, 0.99999994 in another) is not a finding."""
     x = b.pick(lambda v: v.rank >= 1 and _positive(v))
     if x is None:
         return False
+    x = b.varied(x)
     ax = b.integer(0, x.rank - 1)
     keep = b.boolean()
     out = tuple(1 if i == ax else d for i, d in enumerate(x.shape) if keep or i != ax)
