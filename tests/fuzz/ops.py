@@ -68,8 +68,8 @@ def _binary(b: Builder) -> bool:
     else:
         shape = b.broadcastable(a.shape)
         other = Val(b.const(b.randn(*shape)), shape)
-    if b.boolean():
-        a, other = other, a
+    if op != "Div" and b.boolean():  # the divisor stays the constant: dividing by a computed
+        a, other = other, a  # zero gives +-inf by the sign of that zero, which rewrites may flip
     if a.name in b.inits and other.name in b.inits:
         return False
     b.node(op, [a.name, other.name], [np.broadcast_shapes(a.shape, other.shape)])
