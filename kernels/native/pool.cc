@@ -76,7 +76,9 @@ struct Taps {
 template <bool MAX>
 void pool_plane(const float* x, int64_t W, const PoolParams& p, const Taps& ty, const Taps& tx,
                 int64_t in0, int64_t in1, float* y, int64_t OH, int64_t OW) {
-  const float init = MAX ? -std::numeric_limits<float>::infinity() : 0.f;
+  // max starts at the lowest finite float, as onnxruntime's does: a window that sees only
+  // padding (dilated taps stepping over the input) or only -inf gives -FLT_MAX, not -inf
+  const float init = MAX ? std::numeric_limits<float>::lowest() : 0.f;
   const RowOps& o = ops();
   for (int64_t oy0 = 0; oy0 < OH;) {
     // a run of output rows with the same vertical taps (and divisor)
@@ -181,7 +183,8 @@ using namespace odc_native;
  *           ceil_mode]
  * fparams: []
  * OH = floor_or_ceil((H + pad_t + pad_b - ((kernel_h-1)*dil_h+1)) / stride_h) + 1, and with
- * ceil_mode the last window must start inside the input or the begin padding. Padding is -inf. */
+ * ceil_mode the last window must start inside the input or the begin padding. Padding never wins;
+ * an output is at least -FLT_MAX (onnxruntime's result for a window over padding only). */
 ODC_DEFINE_KERNEL(maxpool2d_f32) {
   if (check_counts(a, 1, 1, 1, 1, 11, 0, e)) return 1;
   return run_pool<true>(a, e, false);

@@ -40,6 +40,18 @@ int resize_setup(const odc_kernel_args* a, int n_ip, View* X, View* Y, double* s
   return check_no_overlap(*Y, "Y", *X, "X", false, e);
 }
 
+// Nearest picks an index, so a coordinate on a tie (exactly n or n + 0.5 in exact arithmetic)
+// must round as onnxruntime's does: in float, scale = float(out) / float(in), its formulas
+// (double gave index 3 where onnxruntime gives 2 for 7 -> 1 rows, half_pixel, floor).
+float to_input_f(int64_t xo, int64_t in, int64_t out, float scale, int mode) {
+  const float x = (float)xo;
+  switch (mode) {
+    case HALF_PIXEL: return (x + 0.5f) / scale - 0.5f;
+    case PYTORCH_HALF_PIXEL: return out > 1 ? (x + 0.5f) / scale - 0.5f : 0.0f;
+    case ALIGN_CORNERS: return out == 1 ? 0.0f : x * (float)(in - 1) / (float)(out - 1);
+    default: return x / scale;
+  }
+}
 int64_t nearest_index(double x, int64_t in, int mode) {
   double f = std::floor(x);
   double r;
@@ -74,8 +86,11 @@ ODC_DEFINE_KERNEL(resize_nearest_f32) {
   if (Y.numel == 0) return 0;
   const int64_t H = X.shape[2], W = X.shape[3], OH = Y.shape[2], OW = Y.shape[3];
   std::vector<int64_t> iy(OH), ix(OW);
-  for (int64_t o = 0; o < OH; ++o) iy[o] = nearest_index(to_input(o, H, OH, sh, cm), H, (int)nm);
-  for (int64_t o = 0; o < OW; ++o) ix[o] = nearest_index(to_input(o, W, OW, sw, cm), W, (int)nm);
+  const float fh = a->fparams[0] > 0 ? (float)a->fparams[0] : (float)OH / (float)H;
+  const float fw = a->fparams[1] > 0 ? (float)a->fparams[1] : (float)OW / (float)W;
+  (void)sh, (void)sw;
+  for (int64_t o = 0; o < OH; ++o) iy[o] = nearest_index(to_input_f(o, H, OH, fh, cm), H, (int)nm);
+  for (int64_t o = 0; o < OW; ++o) ix[o] = nearest_index(to_input_f(o, W, OW, fw, cm), W, (int)nm);
   const int64_t planes = X.shape[0] * X.shape[1];
   const int T = threads_for(Y.numel, 1 << 16, a->num_threads);
   const bool ok = parallel_run(T, [&](int tid) {

@@ -53,6 +53,8 @@ def max_pool(inputs: list[Any], attrs: dict[str, Any], opset: int) -> list[np.nd
     kernel, strides, dilations, pads, out, extra = _geometry(x, attrs)
     low = -np.inf if np.issubdtype(x.dtype, np.floating) else np.iinfo(x.dtype).min
     cols = windows(_padded(x, pads, extra, low), kernel, strides, dilations, out)
+    if np.issubdtype(x.dtype, np.floating):  # as onnxruntime: a window of padding (or -inf)
+        return [np.maximum(cols.max(axis=2), np.finfo(x.dtype).min)]  # gives the lowest finite
     return [cols.max(axis=2)]
 
 
