@@ -363,11 +363,11 @@ def make_anchors(
     anchor_points, stride_tensor = [], []
     for feat, stride in zip(feats, strides, strict=True):
         _, _, h, w = feat.shape
-        sx = torch.arange(w, dtype=feat.dtype) + offset
-        sy = torch.arange(h, dtype=feat.dtype) + offset
+        sx = torch.arange(w, dtype=feat.dtype, device=feat.device) + offset
+        sy = torch.arange(h, dtype=feat.dtype, device=feat.device) + offset
         sy, sx = torch.meshgrid(sy, sx, indexing="ij")
         anchor_points.append(torch.stack((sx, sy), -1).view(-1, 2))
-        stride_tensor.append(torch.full((h * w, 1), stride, dtype=feat.dtype))
+        stride_tensor.append(torch.full((h * w, 1), stride, dtype=feat.dtype, device=feat.device))
     return torch.cat(anchor_points), torch.cat(stride_tensor)
 
 
