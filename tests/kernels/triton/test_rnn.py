@@ -160,3 +160,55 @@ def test_unsupported() -> None:
              TensorDesc((1, 4, 12), f32)],
             [TensorDesc((2, 1, 1, 4), f32)], [0, 0, 0], [0.0],
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("precision,tol", [("fp32", 1e-5), ("fp16", 3e-3)])
+def test_model_compiles_for_cuda_and_its_plan_runs(tmp_path, precision: str, tol: float) -> None:
+    """An ONNX LSTM (bidirectional, sequence_lens, peepholes) and GRU (reverse, Y omitted)
+    compiled for cuda; the module's plan runs on the interpreter and matches onnxruntime."""
+    ort = pytest.importorskip("onnxruntime")
+    import os
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from optimizer import ir
+    from optimizer.lower.compile import CompileOptions, compile_model
+    from optimizer.optimize import OptimizeOptions
+    from tests.helpers import FLOAT, make_model
+    from tests.lower.test_target_cuda import emulate_module
+
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("runs the plan on the CPU interpreter")
+    rng = np.random.default_rng(11)
+    S, B, N_IN, H = 4, 3, 5, 6
+
+    def w(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.5).astype(np.float32)
+
+    nodes = [
+        helper.make_node("LSTM", ["x", "lw", "lr", "lb", "lens", "", "", "lp"], ["y", "yh"],
+                         name="lstm", hidden_size=H, direction="bidirectional"),
+        helper.make_node("GRU", ["x", "gw", "gr", "gb"], ["", "gh"], name="gru", hidden_size=H,
+                         direction="reverse", linear_before_reset=1),
+    ]  # fmt: skip
+    inits = {
+        "lw": w(2, 4 * H, N_IN), "lr": w(2, 4 * H, H), "lb": w(2, 8 * H), "lp": w(2, 3 * H),
+        "gw": w(1, 3 * H, N_IN), "gr": w(1, 3 * H, H), "gb": w(1, 6 * H),
+    }  # fmt: skip
+    proto = make_model(
+        nodes, [("x", FLOAT, [S, B, N_IN]), ("lens", TensorProto.INT32, [B])],
+        [("y", FLOAT, [S, 2, B, H]), ("yh", FLOAT, [2, B, H]), ("gh", FLOAT, [1, B, H])],
+        inits, opset=14,
+    )  # fmt: skip
+    x = rng.standard_normal((S, B, N_IN)).astype(np.float32)
+    lens = np.array([4, 2, 0], np.int32)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = dict(zip(["y", "yh", "gh"], sess.run(None, {"x": x, "lens": lens})))
+    model = ir.Model.from_proto(onnx.ModelProto.FromString(proto.SerializeToString()))
+    options = CompileOptions(OptimizeOptions(check=False), target="cuda", precision=precision)
+    report = compile_model(model, tmp_path / "m", options)
+    assert {"triton.lstm_seq", "triton.gru_seq"} <= set(report.cuda.kernels)
+    got = emulate_module(tmp_path / "m", report.cuda.launches, {"x": x, "lens": lens})
+    for k, v in want.items():
+        np.testing.assert_allclose(got[k].reshape(v.shape), v, rtol=tol, atol=tol, err_msg=k)
