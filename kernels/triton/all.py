@@ -17,4 +17,5 @@ from optimizer.kernels.triton import (
     pool,  # noqa: F401
     reduce,  # noqa: F401
     resize,  # noqa: F401
+    rnn,  # noqa: F401
 )
