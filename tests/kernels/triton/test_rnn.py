@@ -17,7 +17,7 @@ DIRS = {0: "forward", 1: "reverse", 2: "bidirectional"}
 
 
 def _case(
-    cell: str, S: int, B: int, N_IN: int, H: int, direction: int, layout: int, *, bias: bool = True,
+    device: str, cell: str, S: int, B: int, N_IN: int, H: int, direction: int, layout: int, *, bias: bool = True,
     lens: str | None = None, h0: bool = False, c0: bool = False, peep: bool = False,
     clip: float = 0.0, flag: int = 0, n_out: int = 3, dtype: str = "float32", seed: int = 0,
 ) -> None:  # fmt: skip
@@ -60,53 +60,55 @@ def _case(
     outs = [TensorDesc(o.shape, dtype) for o in want[:n_out]]
     launch = plan_for(f"{cell}_f32")(descs, outs, [direction, layout, flag], [clip])
     tins = [
-        None if a is None else torch.from_numpy(a).to(TORCH[dtype] if i != 4 else None)
+        None
+        if a is None
+        else torch.from_numpy(a).to(device=device, dtype=TORCH[dtype] if i != 4 else None)
         for i, a in enumerate(kins)
     ]
-    touts = [torch.full(o.shape, 7.0, dtype=TORCH[dtype]) for o in outs]
-    ws = torch.empty(launch.workspace, dtype=torch.uint8)
+    touts = [torch.full(o.shape, 7.0, dtype=TORCH[dtype], device=device) for o in outs]
+    ws = torch.empty(launch.workspace, dtype=torch.uint8, device=device)
     launch_torch(launch, tins, touts, ws)
     for k, (got, ref) in enumerate(zip(touts, want)):
         np.testing.assert_allclose(
-            got.float().numpy(), ref, rtol=TOL[dtype], atol=TOL[dtype], err_msg=f"output {k}"
+            got.float().cpu().numpy(), ref, rtol=TOL[dtype], atol=TOL[dtype], err_msg=f"output {k}"
         )
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("direction", [0, 1, 2])
 def test_directions(device: str, cell: str, direction: int) -> None:
-    _case(cell, 4, 2, 5, 6, direction, 0, h0=True, c0=True)
+    _case(device, cell, 4, 2, 5, 6, direction, 0, h0=True, c0=True)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("lens", ["int32", "int64"])
 def test_layout1_sequence_lens(device: str, cell: str, lens: str) -> None:
-    _case(cell, 5, 3, 7, 5, 2, 1, lens=lens, h0=True, c0=True, seed=1)
-    _case(cell, 5, 3, 4, 8, 1, 0, lens=lens, bias=False, seed=2)
+    _case(device, cell, 5, 3, 7, 5, 2, 1, lens=lens, h0=True, c0=True, seed=1)
+    _case(device, cell, 5, 3, 4, 8, 1, 0, lens=lens, bias=False, seed=2)
 
 
 def test_lstm_peepholes_clip(device: str) -> None:
-    _case("lstm", 4, 2, 6, 7, 2, 0, peep=True, c0=True, clip=0.7, seed=3)
-    _case("lstm", 3, 2, 16, 16, 0, 1, peep=True, h0=True, seed=4)
+    _case(device, "lstm", 4, 2, 6, 7, 2, 0, peep=True, c0=True, clip=0.7, seed=3)
+    _case(device, "lstm", 3, 2, 16, 16, 0, 1, peep=True, h0=True, seed=4)
 
 
 @pytest.mark.parametrize("flag", [0, 1])
 def test_gru_linear_before_reset_clip(device: str, flag: int) -> None:
-    _case("gru", 4, 2, 6, 9, 2, 0, flag=flag, h0=True, seed=5)
-    _case("gru", 3, 3, 3, 16, 0, 1, flag=flag, clip=0.5, lens="int32", seed=6)
+    _case(device, "gru", 4, 2, 6, 9, 2, 0, flag=flag, h0=True, seed=5)
+    _case(device, "gru", 3, 3, 3, 16, 0, 1, flag=flag, clip=0.5, lens="int32", seed=6)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_fewer_outputs(device: str, cell: str) -> None:
-    _case(cell, 3, 2, 4, 5, 0, 0, n_out=1, seed=7)
-    _case(cell, 3, 2, 4, 5, 2, 1, n_out=2, lens="int64", seed=8)
+    _case(device, cell, 3, 2, 4, 5, 0, 0, n_out=1, seed=7)
+    _case(device, cell, 3, 2, 4, 5, 2, 1, n_out=2, lens="int64", seed=8)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_half(device: str, cell: str, dtype: str) -> None:
     flag = int(cell == "gru")  # linear_before_reset for GRU (LSTM's flag is input_forget)
-    _case(cell, 4, 2, 8, 12, 2, 0, h0=True, c0=True, peep=True, dtype=dtype, flag=flag, seed=9)
+    _case(device, cell, 4, 2, 8, 12, 2, 0, h0=True, c0=True, peep=True, dtype=dtype, flag=flag, seed=9)
 
 
 def test_lstm_input_forget(device: str) -> None:
@@ -129,14 +131,14 @@ def test_lstm_input_forget(device: str) -> None:
     outs = [TensorDesc(y.shape, "float32"), TensorDesc((1, B, H), "float32")] * 1
     outs.append(TensorDesc((1, B, H), "float32"))
     launch = plan_for("lstm_f32")(descs, outs, [0, 0, 1], [0.0])
-    touts = [torch.zeros(o.shape) for o in outs]
+    touts = [torch.zeros(o.shape, device=device) for o in outs]
     launch_torch(
-        launch, [torch.from_numpy(a) for a in (x, wt, rt)], touts,
-        torch.empty(launch.workspace, dtype=torch.uint8),
+        launch, [torch.from_numpy(a).to(device) for a in (x, wt, rt)], touts,
+        torch.empty(launch.workspace, dtype=torch.uint8, device=device),
     )  # fmt: skip
-    np.testing.assert_allclose(touts[0].numpy(), y, rtol=2e-5, atol=2e-5)
-    np.testing.assert_allclose(touts[1].numpy()[0], h, rtol=2e-5, atol=2e-5)
-    np.testing.assert_allclose(touts[2].numpy()[0], c, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(touts[0].cpu().numpy(), y, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(touts[1].cpu().numpy()[0], h, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(touts[2].cpu().numpy()[0], c, rtol=2e-5, atol=2e-5)
 
 
 def test_unsupported() -> None:
