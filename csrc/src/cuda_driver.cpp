@@ -65,6 +65,7 @@ void open_driver(DriverState* state) {
   ODC_RESOLVE(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
   ODC_RESOLVE(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
   ODC_RESOLVE(cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2");
+  ODC_RESOLVE(cuMemsetD8Async, "cuMemsetD8Async");
   ODC_RESOLVE(cuStreamCreate, "cuStreamCreate");
   ODC_RESOLVE(cuStreamDestroy, "cuStreamDestroy_v2", "cuStreamDestroy");
   ODC_RESOLVE(cuStreamSynchronize, "cuStreamSynchronize");

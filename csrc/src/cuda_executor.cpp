@@ -113,6 +113,12 @@ void Module::prepare_cuda() {
   }
   c.arena = c.alloc(arena_size, "arena");
   c.workspace = c.alloc(workspace_size, "workspace");
+  // Zero once: kernels that keep a zero-initialized region (split-K partial sums and tile
+  // counters) restore it before they end, so every later run finds it zero again.
+  if (workspace_size > 0) {
+    c.check(d.cuMemsetD8Async(c.workspace, 0, size_t(workspace_size), c.stream), "cuMemsetD8Async",
+            "load: zeroing the workspace");
+  }
   for (const SignatureEntry& entry : inputs) {
     const int64_t bytes = values[size_t(entry.value)].nbytes;
     c.input_staging.push_back(c.alloc(bytes, "staging buffer of input '" + entry.name + "'"));

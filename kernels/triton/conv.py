@@ -33,6 +33,7 @@ import triton
 import triton.language as tl
 from optimizer.kernels.triton.epilogue import check_act, fused_epilogue
 from optimizer.kernels.triton.gemm import (
+    NUM_SMS,
     TileConfig,
     check_params,
     dot_precision,
@@ -42,7 +43,9 @@ from optimizer.kernels.triton.gemm import (
 )
 from optimizer.kernels.triton.launch import (
     F32,
+    I64,
     NULL,
+    WORKSPACE,
     In,
     Out,
     TensorDesc,
@@ -145,8 +148,41 @@ def _igemm_operands(
 
 
 @triton.jit
+def _split_k_reduce(
+    acc, ws_ptr, ws_base, tile, num_tiles,
+    SPLIT_K: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):  # fmt: skip
+    """Split-K in one kernel: returns ``(sum over the splits, is_last)`` for this tile (is_last
+    as a block mask).
+
+    Every split adds its fp32 partial tile into the workspace (``num_tiles`` tiles of
+    ``BLOCK_M x BLOCK_N``, then one int32 counter per tile) and counts itself in; the split that
+    arrives last takes the sum out with an exchange that leaves zeros behind, and resets the
+    counter, so the workspace is zero again when the kernel ends (it must be zero when it
+    starts: the runtime zeroes the workspace at load, see docs/module-format.md). The barrier
+    orders every thread's partial before the counter's release.
+    """
+    base = ws_ptr + ws_base
+    part = base.to(tl.pointer_type(tl.float32)) + tile * (BLOCK_M * BLOCK_N)
+    offs = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+    tl.atomic_add(part + offs, acc, sem="relaxed")
+    tl.debug_barrier()
+    counter = (base + num_tiles * (BLOCK_M * BLOCK_N * 4)).to(tl.pointer_type(tl.int32)) + tile
+    arrived = tl.atomic_add(counter, 1, sem="acq_rel")
+    last = arrived == SPLIT_K - 1
+    if last:
+        # (as int32 bits: the same exchange, and the interpreter has no float exchange)
+        bits = part.to(tl.pointer_type(tl.int32)) + offs
+        acc = tl.atomic_xchg(bits, tl.zeros((BLOCK_M, BLOCK_N), tl.int32), sem="relaxed")
+        acc = acc.to(tl.float32, bitcast=True)
+        tl.atomic_xchg(counter, 0, sem="relaxed")
+    # (as a block: the interpreter gives scalar atomics the shape [1])
+    return acc, (tl.zeros((BLOCK_M, BLOCK_N), tl.int32) + arrived) == SPLIT_K - 1
+
+
+@triton.jit
 def conv2d_igemm_kernel(
-    x_ptr, w_ptr, b_ptr, r_ptr, y_ptr, act_alpha, act_beta,
+    x_ptr, w_ptr, b_ptr, r_ptr, y_ptr, act_alpha, act_beta, ws_ptr, ws_base,
     NB: tl.constexpr, C: tl.constexpr, H: tl.constexpr, W: tl.constexpr,
     CO: tl.constexpr, OH: tl.constexpr, OW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     SH: tl.constexpr, SW: tl.constexpr, PT: tl.constexpr, PL: tl.constexpr,
@@ -156,8 +192,10 @@ def conv2d_igemm_kernel(
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, RESIDUAL_AFTER_ACT: tl.constexpr,
     ACT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_CO: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_CO: tl.constexpr,
+    SPLIT_K: tl.constexpr, K_PER_SPLIT: tl.constexpr,
 ):  # fmt: skip
-    """A ``BLOCK_CO x BLOCK_P`` tile (channels x pixels) of group ``program_id(1)``."""
+    """A ``BLOCK_CO x BLOCK_P`` tile (channels x pixels) of group ``program_id(1)``, over the
+    K steps of split ``program_id(2)`` (all of them when ``SPLIT_K == 1``)."""
     OHW = OH * OW
     KHW = KH * KW
     NUM_CB = (CG + BLOCK_K - 1) // BLOCK_K
@@ -202,18 +240,24 @@ def conv2d_igemm_kernel(
 
     acc = tl.zeros((BLOCK_CO, BLOCK_P), dtype=tl.float32)
     KSTEPS = (CG * KHW + BLOCK_K - 1) // BLOCK_K if FLAT_K else KHW * NUM_CB
+    if SPLIT_K > 1:
+        k_first = tl.program_id(2) * K_PER_SPLIT
+        k_end = tl.minimum(k_first + K_PER_SPLIT, KSTEPS)
+    else:
+        k_first = 0
+        k_end = KSTEPS
     if PREFETCH:
         # Gathers that cannot become async copies (2-byte elements at unknown alignment) are
         # issued one step ahead in registers, so their latency overlaps the current product.
         # The last look-ahead re-reads the last step (in bounds, discarded).
         ws, xs = _igemm_operands(
-            0, x_img, x_pix, oh, ow, wco, g, rk, w_ptr,
+            k_first, x_img, x_pix, oh, ow, wco, g, rk, w_ptr,
             H, W, KH, KW, SH, SW, PT, PL, DH, DW, CG, MG, W_LAYOUT, TRANSPOSED, FLAT_K,
             POINTWISE, UPCAST, BLOCK_K,
         )  # fmt: skip
-        for it in range(0, KSTEPS):
+        for it in range(k_first, k_end):
             ws_next, xs_next = _igemm_operands(
-                tl.minimum(it + 1, KSTEPS - 1), x_img, x_pix, oh, ow, wco, g, rk, w_ptr,
+                tl.minimum(it + 1, k_end - 1), x_img, x_pix, oh, ow, wco, g, rk, w_ptr,
                 H, W, KH, KW, SH, SW, PT, PL, DH, DW, CG, MG, W_LAYOUT, TRANSPOSED, FLAT_K,
                 POINTWISE, UPCAST, BLOCK_K,
             )  # fmt: skip
@@ -222,7 +266,7 @@ def conv2d_igemm_kernel(
             xs = xs_next
     else:
         # One flat loop over the K steps so the software pipeliner sees every step.
-        for it in range(0, KSTEPS):
+        for it in range(k_first, k_end):
             ws, xs = _igemm_operands(
                 it, x_img, x_pix, oh, ow, wco, g, rk, w_ptr,
                 H, W, KH, KW, SH, SW, PT, PL, DH, DW, CG, MG, W_LAYOUT, TRANSPOSED, FLAT_K,
@@ -232,6 +276,12 @@ def conv2d_igemm_kernel(
 
     co = g * MG + rco
     mask = (rco < MG)[:, None] & p_live[None, :]
+    if SPLIT_K > 1:
+        acc, last = _split_k_reduce(
+            acc, ws_ptr, ws_base, g * tl.num_programs(0) + pid,
+            tl.num_programs(0) * tl.num_programs(1), SPLIT_K, BLOCK_CO, BLOCK_P,
+        )  # fmt: skip
+        mask = mask & last
     bias = 0.0
     if HAS_BIAS:
         bias = tl.load(b_ptr + co, mask=rco < MG, other=0.0).to(tl.float32)[:, None]
@@ -353,6 +403,27 @@ def conv_tile_candidates(
     return order_by_fill(table, mg, pixels, group)
 
 
+#: Split-K: a convolution whose tiles fill less than half the SMs and whose reduction is at
+#: least this many K steps splits the reduction over more programs (see split_k_steps).
+SPLIT_K_MIN_STEPS = 8
+#: K steps each split keeps at least (fewer would spend more on the partial sums than they save).
+SPLIT_K_MIN_PER_SPLIT = 4
+
+
+def split_k_steps(tiles: int, ksteps: int, sms: int = NUM_SMS) -> int:
+    """K steps per split for ``tiles`` output tiles over ``ksteps`` K steps (``ksteps``: none).
+
+    The late layers of image models at small batch (ResNet's 512 channels over 2x2 pixels at
+    batch 1: 16 tiles of 32x32 and K = 4608) leave most SMs idle while each program walks the
+    whole reduction; splitting it until about one wave of programs runs cuts the serial K walk
+    by the split count, for two atomic passes over one fp32 tile (``_split_k_reduce``).
+    """
+    if 2 * tiles > sms or ksteps < SPLIT_K_MIN_STEPS:
+        return ksteps
+    splits = min(ksteps // SPLIT_K_MIN_PER_SPLIT, triton.cdiv(sms, tiles))
+    return triton.cdiv(ksteps, max(1, splits))
+
+
 #: Reduction length (Cg*KH*KW) from which 2-byte gathers are prefetched in registers.
 PREFETCH_MIN_K = 2048
 
@@ -408,7 +479,7 @@ def _launch_igemm(
     name: str, dtype: str, x: tuple[int, ...], y: tuple[int, ...], kh: int, kw: int,
     geom: tuple[int, ...], w_layout: int, transposed: bool, b, r, act: int, rafter: int,
     fparams: Sequence[float], config: TileConfig | None, allow_tf32: bool,
-    prefetch: bool | None = None,
+    prefetch: bool | None = None, split_k: int | None = None,
 ) -> TritonLaunch:  # fmt: skip
     sh, sw, pt, pl, _, _, dh, dw, group = geom
     nb, c, h, w = x
@@ -431,6 +502,13 @@ def _launch_igemm(
         if pointwise
         else triton.cdiv(pixels, cfg.block_n)
     )
+    tiles = triton.cdiv(mg, cfg.block_m) * num_p * group
+    ksteps = (
+        triton.cdiv(cg * kh * kw, cfg.block_k) if flat_k else kh * kw * triton.cdiv(cg, cfg.block_k)
+    )
+    k_per_split = split_k_steps(tiles, ksteps) if split_k is None else triton.cdiv(ksteps, split_k)
+    splits = triton.cdiv(ksteps, k_per_split)
+    workspace = tiles * (cfg.block_m * cfg.block_n + 1) * 4 if splits > 1 else 0
     return TritonLaunch(
         name=name,
         kernel=conv2d_igemm_kernel,
@@ -442,6 +520,8 @@ def _launch_igemm(
             "y_ptr": Out(0),
             "act_alpha": F32(fparams[0]),
             "act_beta": F32(fparams[1]),
+            "ws_ptr": WORKSPACE if splits > 1 else NULL,
+            "ws_base": I64(0),
         },
         constexprs={
             "NB": nb,
@@ -478,10 +558,14 @@ def _launch_igemm(
             "BLOCK_P": cfg.block_n,
             "BLOCK_K": cfg.block_k,
             "GROUP_CO": cfg.group_m,
+            "SPLIT_K": splits,
+            "K_PER_SPLIT": k_per_split,
         },
-        grid=(triton.cdiv(mg, cfg.block_m) * num_p, group, 1),
+        grid=(triton.cdiv(mg, cfg.block_m) * num_p, group, splits),
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
+        workspace=workspace,
+        zeroed_base="ws_base" if splits > 1 else "",
     )
 
 
@@ -512,6 +596,7 @@ def plan_conv2d(
     config: TileConfig | None = None,
     allow_tf32: bool = False,
     prefetch: bool | None = None,
+    split_k: int | None = None,
 ) -> TritonLaunch:
     """Plan of ``conv2d_f32``: W in ONNX layout ``[Co, C/group, KH, KW]``."""
     entry = "conv2d_f32"
@@ -529,7 +614,7 @@ def plan_conv2d(
     _check_out(entry, y, _conv_out(x, kh, kw, geom, co))
     return _launch_igemm(
         "triton.conv2d_igemm", dtype, x, y, kh, kw, geom, 0, False, b, r, act, iparams[10],
-        fparams, config, allow_tf32, prefetch,
+        fparams, config, allow_tf32, prefetch, split_k,
     )  # fmt: skip
 
 
@@ -542,6 +627,7 @@ def plan_conv2d_packed(
     config: TileConfig | None = None,
     allow_tf32: bool = False,
     prefetch: bool | None = None,
+    split_k: int | None = None,
 ) -> TritonLaunch:
     """Plan of ``conv2d_packed_f32``: W packed in 32-wide output-channel panels (params.md)."""
     entry = "conv2d_packed_f32"
@@ -560,7 +646,7 @@ def plan_conv2d_packed(
     _check_out(entry, y, _conv_out(x, kh, kw, geom, co))
     return _launch_igemm(
         "triton.conv2d_igemm", dtype, x, y, kh, kw, geom, 1, False, b, r, act, iparams[10],
-        fparams, config, allow_tf32, prefetch,
+        fparams, config, allow_tf32, prefetch, split_k,
     )  # fmt: skip
 
 
@@ -573,6 +659,7 @@ def plan_conv_transpose2d(
     config: TileConfig | None = None,
     allow_tf32: bool = False,
     prefetch: bool | None = None,
+    split_k: int | None = None,
 ) -> TritonLaunch:
     """Plan of ``conv_transpose2d_f32``: a gather-form implicit GEMM (needs no workspace)."""
     entry = "conv_transpose2d_f32"
@@ -597,7 +684,7 @@ def plan_conv_transpose2d(
     _check_out(entry, y, (x[0], mg * group, oh, ow))
     return _launch_igemm(
         "triton.conv_transpose2d_igemm", dtype, x, y, kh, kw, geom, 2, True, b, r, act,
-        iparams[12], fparams, config, allow_tf32, prefetch,
+        iparams[12], fparams, config, allow_tf32, prefetch, split_k,
     )  # fmt: skip
 
 

@@ -121,6 +121,12 @@ class TritonLaunch:
         num_warps: Warps per program.
         num_stages: Software-pipelining stages (GPU only).
         workspace: Device scratch bytes the step needs (``WORKSPACE`` points at it).
+        zeroed_base: For kernels that need their workspace zero when they start and leave it
+            zero when they end (split-K partial sums and tile counters): the name of the
+            ``I64`` argument that receives the byte offset of the step's region inside the
+            module's workspace. The CUDA lowering places such regions after every scratch
+            region (which other steps may leave dirty) and sets the argument; the runtime zeroes
+            the workspace once at load. Empty for ordinary scratch (offset 0).
     """
 
     name: str
@@ -131,6 +137,7 @@ class TritonLaunch:
     num_warps: int = 4
     num_stages: int = 2
     workspace: int = 0
+    zeroed_base: str = ""
 
     def __post_init__(self) -> None:
         grid = tuple(int(g) for g in self.grid) + (1,) * (3 - len(self.grid))

@@ -195,6 +195,7 @@ def lower_cuda(
             args=aot.step_args(cubin, launch),
         )))  # fmt: skip
     _raise_first(problems)
+    place_zeroed_workspaces(result.bounds, result.launches)
     entries = [b.entry for b in bindings]
     kept = elide_views(model, steps, list(zip(result.bounds, result.launches)), entries)
     result.steps, pairs, result.elided = kept
@@ -206,6 +207,25 @@ def lower_cuda(
         options.precision,
     )  # fmt: skip
     return result
+
+
+def place_zeroed_workspaces(bounds: Sequence[Bound], launches: Sequence[Any]) -> int:
+    """Gives the steps whose kernels keep their workspace zero (``TritonLaunch.zeroed_base``:
+    split-K partial sums) a region after every other step's scratch, which may be left dirty:
+    the step's ``zeroed_base`` argument gets that offset and its workspace grows to cover it
+    (the module's workspace is the largest step's). They all share the one region: steps run
+    one at a time and each leaves it zero. Returns the region's offset."""
+    scratch = max((int(la.workspace) for la in launches if not la.zeroed_base), default=0)
+    base = -(-scratch // 256) * 256
+    for bound, launch in zip(bounds, launches):
+        if not launch.zeroed_base:
+            continue
+        index = list(launch.args).index(launch.zeroed_base)
+        assert launch.args[launch.zeroed_base].kind == "i64", launch.zeroed_base
+        bound.binding.args[index] = {"i64": base}
+        bound.binding.workspace = base + int(launch.workspace)
+        launch.args[launch.zeroed_base] = type(launch.args[launch.zeroed_base])("i64", base)
+    return base
 
 
 def elide_views(

@@ -46,7 +46,11 @@ def launch(device, plan, arrays, y_shape, ip, fp, dtype="float32", **kw):
     descs = [None if a is None else TensorDesc(tuple(a.shape), dtype) for a in arrays]
     lau = plan(descs, [TensorDesc(tuple(y_shape), dtype)], ip, fp, **kw)
     y = torch.full(tuple(y_shape), float("nan"), dtype=tdtype, device=device)
-    launch_torch(lau, [None if t is None else t.to(device) for t in ts], [y])
+    # A split-K step needs its workspace zero on entry and leaves it zero (the runtime zeroes
+    # the module's workspace once at load).
+    work = torch.zeros(max(lau.workspace, 1), dtype=torch.uint8, device=device)
+    launch_torch(lau, [None if t is None else t.to(device) for t in ts], [y], work)
+    assert not work.any(), "the kernel left its workspace dirty"
     return y.cpu().to(torch.float64).numpy(), rounded, lau
 
 
@@ -347,3 +351,78 @@ def test_tap_major_loop_with_every_geometry(device: str, transposed: bool, prefe
         expect = conv_ref(x, wt, b, None, geom)
     assert not lau.constexprs["FLAT_K"] and lau.constexprs["PREFETCH"] == prefetch
     np.testing.assert_allclose(y, expect, rtol=3e-5, atol=3e-4)
+
+
+@pytest.mark.parametrize(
+    ("geom", "kshape", "c", "splits", "dtype", "prefetch"),
+    [
+        ((1, 1, 1, 1, 1, 1, 1, 1, 1), (3, 3), 40, 3, "float32", False),  # 9 x 2 K steps over 3
+        ((2, 2, 1, 0, 1, 0, 1, 1, 1), (3, 3), 40, 5, "float16", True),  # uneven last split
+        ((1, 1, 0, 0, 0, 0, 1, 1, 1), (1, 1), 96, 2, "float32", False),  # pointwise rows
+        ((1, 1, 1, 1, 1, 1, 1, 1, 2), (3, 3), 64, 4, "bfloat16", False),  # groups
+    ],
+    ids=["3x3", "s2-fp16-prefetch", "pointwise", "groups-bf16"],
+)
+def test_split_k(device: str, geom, kshape, c, splits, dtype, prefetch) -> None:
+    """Split-K (one kernel: partial tiles added in the workspace, the last split of each tile
+    applies bias + residual + activation) equals the reference, and leaves the workspace zero
+    so the next run (a CUDA graph replay) starts clean: the launch helper checks that."""
+    from optimizer.kernels.triton.gemm import TileConfig
+
+    cfg = TileConfig(16, 32, 16, 4, 4, 2)
+    rng = np.random.default_rng(splits)
+    n, h, w, co = 2, 6, 5, 24
+    kh, kw = kshape
+    x, b = rand(rng, n, c, h, w), rand(rng, co)
+    wt = rand(rng, co, c // geom[8], kh, kw)
+    y_shape = (n, co, *out_hw(h, w, kh, kw, geom))
+    r = rand(rng, *y_shape)
+    for _ in range(2):  # twice through the same kind of launch: nothing left behind
+        y, (x_r, wt_r, b_r, r_r), lau = launch(
+            device, plan_conv2d, [x, wt, b, r], y_shape, [*geom, 1, 0], [0, 0], dtype=dtype,
+            config=cfg, prefetch=prefetch, split_k=splits,
+        )  # fmt: skip
+        assert lau.grid[2] == lau.constexprs["SPLIT_K"] > 1 and lau.zeroed_base == "ws_base"
+        expect = conv_ref(x_r, wt_r, b_r, r_r, geom, act=1)
+        scale = np.sqrt(c // geom[8] * kh * kw)
+        tol = TOL[dtype] * (scale if dtype == "float32" else np.abs(expect).max())
+        np.testing.assert_allclose(y, expect, rtol=TOL[dtype], atol=tol)
+
+
+def test_split_k_transposed(device: str) -> None:
+    from optimizer.kernels.triton.gemm import TileConfig
+
+    rng = np.random.default_rng(5)
+    n, c, h, w, co = 1, 48, 4, 4, 8
+    x, wt, b = rand(rng, n, c, h, w), rand(rng, c, co, 2, 2), rand(rng, co)
+    ip = [2, 2, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0]
+    y, (x, wt, b), lau = launch(
+        device, plan_conv_transpose2d, [x, wt, b], (n, co, 8, 8), ip, [0, 0],
+        config=TileConfig(16, 32, 16, 4, 4, 2), split_k=3,
+    )  # fmt: skip
+    assert lau.constexprs["SPLIT_K"] == 3
+    (expect,) = conv_transpose([x, wt, b], {"strides": [2, 2]}, 17)
+    np.testing.assert_allclose(y, expect, rtol=3e-5, atol=3e-4)
+
+
+def test_split_k_rule() -> None:
+    """Late ResNet layers at batch 1 (few tiles, long K) split; wide layers and short K do not."""
+    from optimizer.kernels.triton.conv import split_k_steps
+
+    # 512 channels over 2x2 pixels: 16 tiles of 32x32, K = 4608 -> 72 steps of 64.
+    per = split_k_steps(16, 72, sms=132)
+    assert per < 72 and -(-72 // per) * 16 <= 2 * 132 and per >= 4
+    assert split_k_steps(200, 72, sms=132) == 72  # tiles already fill the GPU
+    assert split_k_steps(4, 6, sms=132) == 6  # too short to split
+    desc = [TensorDesc((1, 512, 2, 2), "float16"), TensorDesc((512, 512, 3, 3), "float16")]
+    lau = plan_conv2d(
+        desc, [TensorDesc((1, 512, 2, 2), "float16")], [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0], [0, 0]
+    )
+    assert lau.constexprs["SPLIT_K"] > 1 and lau.workspace > 0 and lau.grid[2] > 1
+    big = [TensorDesc((16, 64, 56, 56), "float16"), TensorDesc((64, 64, 3, 3), "float16")]
+    lau = plan_conv2d(
+        big, [TensorDesc((16, 64, 56, 56), "float16")], [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0], [0, 0]
+    )
+    assert (
+        lau.constexprs["SPLIT_K"] == 1 and lau.workspace == 0 and lau.args["ws_ptr"].kind == "null"
+    )
