@@ -322,13 +322,16 @@ class Module {
   }
 
   // Runs once on NumPy arrays, DLPack capsules of CUDA tensors or DeviceTensors.
+  // stream: a CUstream handle to enqueue the run on (0: the module's own; see
+  // odc_module_run_on_stream).
   std::vector<double> run_any(const std::vector<py::object>& inputs,
-                              const std::vector<py::object>& outputs, bool profile) {
+                              const std::vector<py::object>& outputs, bool profile,
+                              uintptr_t stream) {
     std::vector<std::vector<int64_t>> shapes;
     std::vector<py::array> arrays;
     std::vector<odc_tensor> in = any_tensors(inputs, false, &shapes, &arrays, "inputs");
     std::vector<odc_tensor> out = any_tensors(outputs, true, &shapes, &arrays, "outputs");
-    return run_tensors(in, out, profile);
+    return run_tensors(in, out, profile, reinterpret_cast<void*>(stream));
   }
 
   // A device buffer for output `index` (CUDA modules).
@@ -352,7 +355,8 @@ class Module {
   }
 
   std::vector<double> run_tensors(const std::vector<odc_tensor>& in,
-                                  const std::vector<odc_tensor>& out, bool profile) {
+                                  const std::vector<odc_tensor>& out, bool profile,
+                                  void* stream = nullptr) {
     std::vector<double> seconds(profile ? size_t(odc_module_num_steps(module_)) : 0);
     int32_t status;
     std::string error;
@@ -361,8 +365,8 @@ class Module {
       status = profile ? odc_module_profile(module_, in.data(), int32_t(in.size()), out.data(),
                                             int32_t(out.size()), seconds.data(),
                                             int32_t(seconds.size()))
-                       : odc_module_run(module_, in.data(), int32_t(in.size()), out.data(),
-                                        int32_t(out.size()));
+                       : odc_module_run_on_stream(module_, in.data(), int32_t(in.size()),
+                                                  out.data(), int32_t(out.size()), stream);
       if (status != 0) error = odc_last_error();
     }
     if (status != 0) throw RuntimeFailure(error);
@@ -540,9 +544,9 @@ PYBIND11_MODULE(_runtime, m) {
       .def_property_readonly("cuda_stream", &Module::cuda_stream,
                              "the CUstream runs are ordered on (0 for cpu modules)")
       .def("run_any", &Module::run_any, py::arg("inputs"), py::arg("outputs"),
-           py::arg("profile") = false,
+           py::arg("profile") = false, py::arg("stream") = 0,
            "As run, each tensor a NumPy array, a DLPack capsule of a CUDA tensor or a "
-           "DeviceTensor.")
+           "DeviceTensor; stream: a CUstream handle to run on (0: the module's own).")
       .def("device_output", &Module::device_output, py::arg("index"),
            "A DeviceTensor for output `index` (cuda modules).");
 

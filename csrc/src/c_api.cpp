@@ -166,6 +166,16 @@ int32_t odc_module_run(odc_module* module, const odc_tensor* inputs, int32_t num
   });
 }
 
+int32_t odc_module_run_on_stream(odc_module* module, const odc_tensor* inputs,
+                                 int32_t num_inputs, const odc_tensor* outputs,
+                                 int32_t num_outputs, void* stream) {
+  return guarded<int32_t>(-1, [&] {
+    const_cast<odc::Module*>(get(module))
+        ->run(inputs, num_inputs, outputs, num_outputs, nullptr, stream);
+    return 0;
+  });
+}
+
 int32_t odc_module_profile(odc_module* module, const odc_tensor* inputs, int32_t num_inputs,
                            const odc_tensor* outputs, int32_t num_outputs, double* step_seconds,
                            int32_t num_steps) {

@@ -26,6 +26,7 @@ using CUgraphExec = struct CUgraphExec_st*;
 constexpr CUresult kCudaSuccess = 0;
 constexpr int kCuStreamNonBlocking = 0x1;
 constexpr int kCuEventDefault = 0x0;
+constexpr int kCuEventDisableTiming = 0x2;
 constexpr int kCuStreamCaptureModeThreadLocal = 1;
 constexpr int kCuDeviceAttributeComputeCapabilityMajor = 75;
 constexpr int kCuDeviceAttributeComputeCapabilityMinor = 76;

@@ -46,6 +46,10 @@ struct CudaState {
   std::vector<Launch> launches;  // per step
   CUgraphExec graph = nullptr;
   std::vector<CUevent> events;  // profile: one before each step and one after the last
+  // Recorded at the end of every run on the stream it ran on; the next run's stream waits for
+  // it, so runs on different streams never overlap on the staging buffers.
+  CUevent done = nullptr;
+  bool done_recorded = false;
 
   void check(CUresult result, const char* call, const std::string& what) const {
     driver->check(result, call, what);
@@ -111,6 +115,7 @@ void Module::prepare_cuda() {
     ::munmap(weights_, weights_size_);
     weights_ = nullptr;
   }
+  c.check(d.cuEventCreate(&c.done, kCuEventDisableTiming), "cuEventCreate", "load");
   c.arena = c.alloc(arena_size, "arena");
   c.workspace = c.alloc(workspace_size, "workspace");
   // Zero once: kernels that keep a zero-initialized region (split-K partial sums and tile
@@ -118,6 +123,7 @@ void Module::prepare_cuda() {
   if (workspace_size > 0) {
     c.check(d.cuMemsetD8Async(c.workspace, 0, size_t(workspace_size), c.stream), "cuMemsetD8Async",
             "load: zeroing the workspace");
+    c.check(d.cuStreamSynchronize(c.stream), "cuStreamSynchronize", "load: zeroing the workspace");
   }
   for (const SignatureEntry& entry : inputs) {
     const int64_t bytes = values[size_t(entry.value)].nbytes;
@@ -229,8 +235,10 @@ void Module::release_cuda() noexcept {
     // Errors are ignored: at process exit the driver may already be shutting down.
     d.cuCtxSetCurrent(c.context);
     if (c.stream != nullptr) d.cuStreamSynchronize(c.stream);
+    if (c.done_recorded) d.cuEventSynchronize(c.done);  // a run left on a caller's stream
     if (c.graph != nullptr) d.cuGraphExecDestroy(c.graph);
     for (CUevent event : c.events) d.cuEventDestroy(event);
+    if (c.done != nullptr) d.cuEventDestroy(c.done);
     for (CUdeviceptr pointer : c.allocations) d.cuMemFree(pointer);
     for (void* pointer : c.pinned) d.cuMemFreeHost(pointer);
     for (auto& [file, handle] : c.modules) d.cuModuleUnload(handle);
@@ -261,23 +269,37 @@ void Module::cuda_free(void* pointer) {
 }
 
 void Module::run_cuda(const odc_tensor* caller_inputs, const odc_tensor* caller_outputs,
-                      double* step_seconds) {
+                      double* step_seconds, void* stream) {
   CudaState& c = *cuda_;
   const CudaDriver& d = *c.driver;
   c.check(d.cuCtxSetCurrent(c.context), "cuCtxSetCurrent", "run");
   try {
-    run_cuda_locked(caller_inputs, caller_outputs, step_seconds);
+    run_cuda_locked(caller_inputs, caller_outputs, step_seconds, stream);
   } catch (...) {
     // Nothing enqueued may still read the pinned buffers when the next run refills them.
     d.cuStreamSynchronize(c.stream);
+    if (stream != nullptr) d.cuStreamSynchronize(static_cast<CUstream>(stream));
     throw;
   }
 }
 
 void Module::run_cuda_locked(const odc_tensor* caller_inputs, const odc_tensor* caller_outputs,
-                             double* step_seconds) {
+                             double* step_seconds, void* caller_stream) {
   CudaState& c = *cuda_;
   const CudaDriver& d = *c.driver;
+  // The stream everything of this run is enqueued on: the caller's (profiling keeps the
+  // module's own, its events are there) or the module's.
+  const CUstream stream = caller_stream != nullptr && step_seconds == nullptr
+                              ? static_cast<CUstream>(caller_stream)
+                              : c.stream;
+  bool host_io = false;
+  for (size_t i = 0; i < inputs.size(); ++i) host_io |= caller_inputs[i].device_type != ODC_DEVICE_CUDA;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    host_io |= caller_outputs[i].device_type != ODC_DEVICE_CUDA;
+  }
+  if (c.done_recorded) {  // after the previous run, whichever stream it ran on
+    c.check(d.cuStreamWaitEvent(stream, c.done, 0), "cuStreamWaitEvent", "run");
+  }
   for (size_t i = 0; i < inputs.size(); ++i) {
     const odc_tensor& tensor = caller_inputs[i];
     const size_t bytes = size_t(c.input_bytes[i]);
@@ -285,20 +307,22 @@ void Module::run_cuda_locked(const odc_tensor* caller_inputs, const odc_tensor* 
     const std::string what = "run: copying input '" + inputs[i].name + "'";
     if (tensor.device_type == ODC_DEVICE_CUDA) {
       c.check(d.cuMemcpyDtoDAsync(c.input_staging[i], reinterpret_cast<CUdeviceptr>(tensor.data),
-                                  bytes, c.stream),
+                                  bytes, stream),
               "cuMemcpyDtoDAsync", what);
     } else {
       std::memcpy(c.input_pinned[i], tensor.data, bytes);
-      c.check(d.cuMemcpyHtoDAsync(c.input_staging[i], c.input_pinned[i], bytes, c.stream),
+      c.check(d.cuMemcpyHtoDAsync(c.input_staging[i], c.input_pinned[i], bytes, stream),
               "cuMemcpyHtoDAsync", what);
     }
   }
 
+  // Plain launches go on the run's stream; a capture records them on the module's own.
+  CUstream launch_stream = stream;
   auto launch_step = [&](size_t s) {
     CudaState::Launch& l = c.launches[s];
     const CUresult result =
         d.cuLaunchKernel(l.function, l.grid[0], l.grid[1], l.grid[2], l.block, 1, 1, l.shared,
-                         c.stream, l.params.empty() ? nullptr : l.params.data(), nullptr);
+                         launch_stream, l.params.empty() ? nullptr : l.params.data(), nullptr);
     if (result != kCudaSuccess) {
       throw Error(step_label(*this, s) + " failed: cuLaunchKernel: " + d.describe(result));
     }
@@ -317,6 +341,7 @@ void Module::run_cuda_locked(const odc_tensor* caller_inputs, const odc_tensor* 
     c.check(d.cuEventRecord(c.events[steps.size()], c.stream), "cuEventRecord", "profile");
   } else if (cuda_graphs && !steps.empty()) {
     if (c.graph == nullptr) {  // first run: capture the plan once
+      launch_stream = c.stream;
       c.check(d.cuStreamBeginCapture(c.stream, kCuStreamCaptureModeThreadLocal),
               "cuStreamBeginCapture", "run: capturing the plan");
       CUgraph graph = nullptr;
@@ -335,7 +360,7 @@ void Module::run_cuda_locked(const odc_tensor* caller_inputs, const odc_tensor* 
       c.check(result, "cuGraphInstantiateWithFlags", "run: capturing the plan");
       c.graph = exec;
     }
-    c.check(d.cuGraphLaunch(c.graph, c.stream), "cuGraphLaunch", "run");
+    c.check(d.cuGraphLaunch(c.graph, stream), "cuGraphLaunch", "run");
   } else {
     for (size_t s = 0; s < steps.size(); ++s) launch_step(s);
   }
@@ -347,14 +372,19 @@ void Module::run_cuda_locked(const odc_tensor* caller_inputs, const odc_tensor* 
     const std::string what = "run: copying output '" + outputs[i].name + "'";
     if (tensor.device_type == ODC_DEVICE_CUDA) {
       c.check(d.cuMemcpyDtoDAsync(reinterpret_cast<CUdeviceptr>(tensor.data), c.output_staging[i],
-                                  bytes, c.stream),
+                                  bytes, stream),
               "cuMemcpyDtoDAsync", what);
     } else {
-      c.check(d.cuMemcpyDtoHAsync(c.output_pinned[i], c.output_staging[i], bytes, c.stream),
+      c.check(d.cuMemcpyDtoHAsync(c.output_pinned[i], c.output_staging[i], bytes, stream),
               "cuMemcpyDtoHAsync", what);
     }
   }
-  const CUresult result = d.cuStreamSynchronize(c.stream);
+  c.check(d.cuEventRecord(c.done, stream), "cuEventRecord", "run");
+  c.done_recorded = true;
+  // On the caller's stream with every tensor on the device the run stays asynchronous (the
+  // outputs are ready in that stream's order, as any kernel's); otherwise wait for it.
+  if (stream != c.stream && !host_io) return;
+  const CUresult result = d.cuStreamSynchronize(stream);
   if (result != kCudaSuccess) {
     throw Error("run: cuStreamSynchronize: " + d.describe(result) +
                 " (a kernel of the plan failed; ODC_CUDA_GRAPHS=0 CUDA_LAUNCH_BLOCKING=1 "

@@ -120,7 +120,8 @@ void Module::check_caller_tensor(const odc_tensor& tensor, const SignatureEntry&
 }
 
 void Module::run(const odc_tensor* caller_inputs, int32_t num_inputs,
-                 const odc_tensor* caller_outputs, int32_t num_outputs, double* step_seconds) {
+                 const odc_tensor* caller_outputs, int32_t num_outputs, double* step_seconds,
+                 void* stream) {
   if (num_inputs != int32_t(inputs.size()) || num_outputs != int32_t(outputs.size())) {
     throw Error("run: got " + std::to_string(num_inputs) + " inputs and " +
                 std::to_string(num_outputs) + " outputs, the module has " +
@@ -136,9 +137,12 @@ void Module::run(const odc_tensor* caller_inputs, int32_t num_inputs,
     check_caller_tensor(caller_outputs[i], outputs[size_t(i)], "outputs", i);
   }
 
+  if (stream != nullptr && device != Device::kCuda) {
+    throw Error("run: a CUDA stream was given but the module targets cpu");
+  }
   std::lock_guard<std::mutex> lock(run_mutex_);
   if (device == Device::kCuda) {
-    run_cuda(caller_inputs, caller_outputs, step_seconds);
+    run_cuda(caller_inputs, caller_outputs, step_seconds, stream);
     return;
   }
   for (const Binding& binding : bindings_) {

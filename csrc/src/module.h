@@ -101,8 +101,10 @@ class Module {
   Module& operator=(const Module&) = delete;
 
   // Runs the plan (serialized per module). step_seconds: nullptr or one entry per step.
+  // stream (cuda modules): the caller's CUstream to enqueue the run on, nullptr for the
+  // module's own (see odc_module_run_on_stream).
   void run(const odc_tensor* inputs, int32_t num_inputs, const odc_tensor* outputs,
-           int32_t num_outputs, double* step_seconds);
+           int32_t num_outputs, double* step_seconds, void* stream = nullptr);
 
   void set_num_threads(int32_t n);
 
@@ -127,9 +129,10 @@ class Module {
   friend class Loader;
   void prepare();  // allocates memory and builds the descriptors (after validation)
   void prepare_cuda();  // opens the driver, uploads weights, loads cubins (cuda_executor.cpp)
-  void run_cuda(const odc_tensor* inputs, const odc_tensor* outputs, double* step_seconds);
+  void run_cuda(const odc_tensor* inputs, const odc_tensor* outputs, double* step_seconds,
+                void* stream);
   void run_cuda_locked(const odc_tensor* inputs, const odc_tensor* outputs,
-                       double* step_seconds);
+                       double* step_seconds, void* stream);
   void release_cuda() noexcept;
   void check_caller_tensor(const odc_tensor& tensor, const SignatureEntry& entry,
                            const char* what, int32_t index) const;

@@ -98,6 +98,17 @@ int32_t odc_module_num_threads(const odc_module* module); /* -1 on error */
 int32_t odc_module_run(odc_module* module, const odc_tensor* inputs, int32_t num_inputs,
                        const odc_tensor* outputs, int32_t num_outputs);
 
+/* CUDA modules: as odc_module_run, but enqueued on the caller's CUstream `stream` (NULL: the
+ * module's own, exactly odc_module_run): the input copies, the plan (graph replay) and the
+ * output copies are ordered on it, after the module's previous run on whichever stream. When
+ * every input and output is device memory the call returns without waiting: the outputs are
+ * ready in `stream`'s order, like any kernel's, and inputs may be overwritten by later work on
+ * that stream. With a host input or output it waits for the run, as odc_module_run does.
+ * A CPU module refuses a non-NULL stream. */
+int32_t odc_module_run_on_stream(odc_module* module, const odc_tensor* inputs,
+                                 int32_t num_inputs, const odc_tensor* outputs,
+                                 int32_t num_outputs, void* stream);
+
 /* As odc_module_run, and stores each step's wall time in seconds in step_seconds[i]
  * (num_steps entries, see odc_module_num_steps). */
 int32_t odc_module_profile(odc_module* module, const odc_tensor* inputs, int32_t num_inputs,
