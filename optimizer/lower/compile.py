@@ -165,7 +165,7 @@ def compile_model(
     require_static_shapes(optimized)
     prepack_weights(optimized)
     ir.toposort(optimized.graph)
-    sched = schedule(optimized, partition(optimized))
+    sched = schedule(optimized, partition(optimized, _partition_options(cuda)))
     opset = optimized.opset
     if cuda is not None:
         from optimizer.lower.target_cuda import lower_cuda
@@ -253,6 +253,15 @@ def _cuda_options(options: CompileOptions) -> Any:
             "use each plan's default configuration)"
         )
     return cuda
+
+
+def _partition_options(cuda: Any) -> Any:
+    """The target's fusions (None: the CPU defaults)."""
+    if cuda is None:
+        return None
+    from optimizer.lower.target_cuda import partition_options
+
+    return partition_options()
 
 
 def _bind_for_cuda(graph: Any, group: Any, opset: int) -> Bound:

@@ -1,20 +1,23 @@
 """Partitioning an optimized, shape-pinned graph into fusion groups, one kernel call each.
 
-Four kinds of group, claimed in this order:
+Five kinds of group, claimed in this order:
 
 0. **layer_norm**: a decomposed layer normalization (ReduceMean, Sub, Pow, ReduceMean, Add,
    Sqrt, Div, optional affine Mul / Add; see ``fuse_norm.py``), run by one layer norm kernel
    whatever the opset. Pattern ``layer_norm``.
-1. **epilogue**: a Conv / Gemm / MatMul anchor with what follows it in a straight line: a
+1. **attention** (only with ``PartitionOptions.attention``: targets with an attention kernel):
+   ``MatMul(Q, K^T)``, scalings, a mask ``Add``, ``Softmax``, ``MatMul(P, V)`` and the head
+   split / merge views around them (see ``fuse_attention.py``). Pattern ``attention``.
+2. **epilogue**: a Conv / Gemm / MatMul anchor with what follows it in a straight line: a
    constant bias ``Add``, a residual ``Add`` of a same-shaped tensor, and one activation
    (``ops.EPILOGUE_ACTIVATIONS``, or SiLU / HardSwish written as ``x * Sigmoid(x)`` /
    ``x * HardSigmoid(x)``), in that order, each
    optional. An intermediate joins only when the group is its sole reader and it is no graph
    output, so nothing inside a group needs memory. Pattern names read ``conv+bias+add+relu``.
-2. **elementwise**: connected elementwise ops of one output shape, grown backwards from a sink
+3. **elementwise**: connected elementwise ops of one output shape, grown backwards from a sink
    (its one output): a producer joins when every reader of its output is already in the group.
    Internal fan-out (``x * sigmoid(x)``, erf-GELU) stays inside. Pattern ``div+erf+add+mul``.
-3. **single**: everything else, one node per group, pattern = the op name in lower case.
+4. **single**: everything else, one node per group, pattern = the op name in lower case.
 
 Every group's external outputs come from its last node, which every member reaches, so the
 groups always form a DAG (see ``schedule.py``).
@@ -30,12 +33,14 @@ from optimizer import ir
 from optimizer.errors import InvariantError
 from optimizer.ir import Graph, Model, Node, Value
 from optimizer.lower import ops
+from optimizer.lower.fuse_attention import AttentionMatch, match_attention
 from optimizer.lower.fuse_norm import LayerNormMatch, match_layer_norm
 from optimizer.lower.static_shapes import require_static_shapes
 
 log = logging.getLogger(__name__)
 
 LAYER_NORM = "layer_norm"
+ATTENTION = "attention"
 EPILOGUE = "epilogue"
 ELEMENTWISE = "elementwise"
 SINGLE = "single"
@@ -51,6 +56,8 @@ class PartitionOptions:
         epilogues: Fuse epilogues at all.
         elementwise: Fuse chains of elementwise ops.
         layer_norm: Fuse decomposed layer normalizations.
+        attention: Fuse attention (``fuse_attention.py``); only targets with an attention
+            kernel (cuda) set it.
     """
 
     anchors: frozenset[str] = frozenset(ops.ANCHOR_OPS)
@@ -58,6 +65,7 @@ class PartitionOptions:
     epilogues: bool = True
     elementwise: bool = True
     layer_norm: bool = True
+    attention: bool = False
 
 
 @dataclass
@@ -97,6 +105,7 @@ class FusionGroup:
         epilogue: Roles of an epilogue group.
         implicit_inputs: Outer-scope values read inside subgraphs (If / Loop bodies).
         norm: Roles of a layer_norm group (``fuse_norm.LayerNormMatch``).
+        attention: Roles of an attention group (``fuse_attention.AttentionMatch``).
     """
 
     nodes: list[Node]
@@ -107,6 +116,7 @@ class FusionGroup:
     epilogue: Epilogue | None = None
     implicit_inputs: list[Value] = field(default_factory=list)
     norm: LayerNormMatch | None = None
+    attention: AttentionMatch | None = None
 
     @property
     def name(self) -> str:
@@ -154,6 +164,8 @@ def partition(model: Model, options: PartitionOptions | None = None) -> list[Fus
         for group in _layer_norm_groups(model, order, claimed):
             groups.append(group)
             claimed.update((id(n), group) for n in group.nodes)
+    if options.attention:
+        groups.extend(_attention_groups(model, order, claimed))
     if options.epilogues:
         for node in order:
             if node.op in options.anchors and id(node) not in claimed:
@@ -224,6 +236,31 @@ def _layer_norm_groups(
                 norm=found,
             )
         )
+    return groups
+
+
+# -- attention groups --------------------------------------------------------------------------
+
+
+def _attention_groups(
+    model: Model, order: list[Node], claimed: dict[int, FusionGroup]
+) -> list[FusionGroup]:
+    """One group per matched attention (``fuse_attention.py``); claims its nodes."""
+    groups: list[FusionGroup] = []
+    for node in order:
+        if node.op != "Softmax" or id(node) in claimed:
+            continue
+        found = match_attention(model, model.graph, node)
+        if not isinstance(found, AttentionMatch):
+            log.debug("attention at '%s' not fused: %s", node.name, found.reason)
+            continue
+        nodes = found.nodes(model.graph)
+        if any(id(n) in claimed for n in nodes):
+            continue
+        group = FusionGroup(nodes=nodes, inputs=list(found.inputs()), outputs=[found.output],
+                            pattern=ATTENTION, kind=ATTENTION, attention=found)  # fmt: skip
+        groups.append(group)
+        claimed.update((id(n), group) for n in nodes)
     return groups
 
 
