@@ -285,6 +285,8 @@ def _activation(kernel: str, name: str | None, nodes: list[Node]) -> tuple[int, 
     if name == "gelu":
         approx = ir.attr_str(node, "approximate", "none")
         return (ACT_GELU_TANH if approx == "tanh" else ACT_GELU), 0.0, 0.0
+    if name == "tanh":
+        return ACT_TANH, 0.0, 0.0
     if name == "leakyrelu":
         return ACT_LEAKY, ir.attr_float(node, "alpha", 0.01), 0.0
     if name == "hardsigmoid":

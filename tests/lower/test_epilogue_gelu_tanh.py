@@ -123,3 +123,20 @@ def test_cuda_plan_fuses_and_matches(tmp_path: Path, precision: str, tol: float)
     x = RNG.standard_normal((M, K)).astype(F32)
     got = emulate_module(tmp_path / "m", report.cuda.launches, {"x": x})
     np.testing.assert_allclose(got["y"], _ort(proto, x)["y"], atol=tol, rtol=tol)
+
+
+def test_tanh_is_a_gemm_epilogue(tmp_path: Path) -> None:
+    assert _check_native(_tanh_pooler(), tmp_path / "m") == ["gemm+bias+tanh"]
+
+
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1", reason="the CPU interpreter")
+def test_cuda_tanh_epilogue_matches(tmp_path: Path) -> None:
+    pytest.importorskip("triton")
+    from tests.lower.test_target_cuda import emulate_module
+
+    proto = _tanh_pooler()
+    report = _compile(proto, tmp_path / "m", target="cuda")
+    assert [r.kernel for r in report.steps] == ["triton.gemm_bias_act"]
+    x = RNG.standard_normal((M, K)).astype(F32)
+    got = emulate_module(tmp_path / "m", report.cuda.launches, {"x": x})
+    np.testing.assert_allclose(got["y"], _ort(proto, x)["y"], atol=1e-6, rtol=1e-5)
