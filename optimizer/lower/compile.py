@@ -164,6 +164,10 @@ def compile_model(
     optimized, opt_report = optimize_model(model, options.optimize, progress)
     require_static_shapes(optimized)
     prepack_weights(optimized)
+    if cuda is not None:
+        from optimizer.lower.target_cuda import prepare_graph
+
+        prepare_graph(optimized)
     ir.toposort(optimized.graph)
     sched = schedule(optimized, partition(optimized, _partition_options(cuda)))
     opset = optimized.opset

@@ -82,7 +82,7 @@ class View:
         """One stride per dim (0 for size 1), or None when a dim's factors do not merge."""
         out = []
         for dim in self.dims:
-            merged = _merge(dim)
+            merged = _merge_factors(dim)
             if len(merged) > 1:
                 return None
             out.append(merged[0][1] if merged else 0)
@@ -98,7 +98,7 @@ class View:
             if (s, e, k) == (0, n, 1):
                 dims.append(dim)
                 continue
-            merged = _merge(dim)
+            merged = _merge_factors(dim)
             count = max(0, -(-(e - s) // k)) if k > 0 else 0
             if count == 0 or len(merged) != 1:
                 return None  # empty, reversed, or a dim without one stride
@@ -112,7 +112,7 @@ class View:
         dim boundary falls inside a factor it does not divide."""
         if math.prod(shape) != math.prod(self.shape):
             return None
-        factors = list(_merge([f for dim in self.dims for f in dim]))
+        factors = list(_merge_factors([f for dim in self.dims for f in dim]))
         dims: list[tuple[Factor, ...]] = []
         i = 0
         for n in shape:
@@ -141,7 +141,7 @@ class View:
         return [self.offset, *strides]
 
 
-def _merge(factors: tuple[Factor, ...] | list[Factor]) -> tuple[Factor, ...]:
+def _merge_factors(factors: tuple[Factor, ...] | list[Factor]) -> tuple[Factor, ...]:
     """Adjacent factors joined where the outer one steps over the whole inner one."""
     out: list[Factor] = []
     for size, stride in factors:
@@ -292,8 +292,7 @@ def match_attention(model: Model, graph: Graph, softmax: Node) -> AttentionMatch
     kv = ktv.transpose([0, 1, 3, 2])  # K^T [.., D, Sk] -> K [.., Sk, D]
     q.view, kt.view, v.view = qv, kv, vv
     o = _batched(out_view, batch)
-    assert o is not None  # the output chain inverts views of [*batch, Sq, Dv]
-    if o.shape != (*qv.shape[:2], sq, dv):
+    if o is None or o.shape != (*qv.shape[:2], sq, dv):
         return Match.fail("the output does not have the scores' batch dims", pv)
     core_sorted = _in_graph_order(graph, core)
     return AttentionMatch(core=core_sorted, q=q, k=kt, v=v, mask=mask, output=output,
@@ -507,3 +506,126 @@ def _batched(view: View, batch: tuple[int, ...]) -> View | None:
 def _in_graph_order(graph: Graph, nodes: list[Node]) -> list[Node]:
     position = {id(n): i for i, n in enumerate(graph.nodes)}
     return sorted(nodes, key=lambda n: position[id(n)])
+
+
+# -- one GEMM for the Q, K, V projections ------------------------------------------------------
+
+
+@dataclass
+class _Projection:
+    """``out = MatMul(x, W) [+ b]`` with constant ``W [E, n]`` and ``b [n]``."""
+
+    nodes: list[Node]
+    x: Value
+    weight: np.ndarray
+    bias: np.ndarray | None
+
+
+def merge_qkv_projections(model: Model) -> int:
+    """Computes the Q, K and V projections of each attention with one GEMM.
+
+    Where the three sources of a matched attention are ``MatMul(x, W_i) [+ b_i]`` of one ``x``
+    (constant ``W_i``, ``b_i``) read only by the attention, they become one
+    ``MatMul(x, [W_q | W_k | W_v]) + [b_q | b_k | b_v]`` and three ``Slice`` s of its last axis,
+    which the attention group then reads through (one strided buffer, as ViT's fused qkv).
+    Each output column is the same dot product as before: the numbers do not change.
+
+    Runs on the optimized graph before partitioning (target cuda). Returns how many
+    attentions were merged.
+    """
+    graph = model.graph
+    if model.opset < 10:  # Slice takes its bounds as inputs from opset 10
+        return 0
+    merged = 0
+    for softmax in [n for n in graph.nodes if n.op == "Softmax"]:
+        found = match_attention(model, graph, softmax)
+        if not isinstance(found, AttentionMatch):
+            continue
+        sources = [found.q.source, found.k.source, found.v.source]
+        if len({id(s) for s in sources}) != 3:
+            continue
+        inside = {id(n) for n in found.nodes(graph)}
+        if any(
+            ir.is_graph_output(graph, s) or any(id(u) not in inside for u in ir.consumers(s))
+            for s in sources
+        ):
+            continue
+        projections = [_projection(graph, s) for s in sources]
+        if any(p is None for p in projections):
+            continue
+        parts = [p for p in projections if p is not None]
+        if len({id(p.x) for p in parts}) != 1 or len({p.weight.shape[0] for p in parts}) != 1:
+            continue
+        _merge_projections(graph, parts, sources)
+        merged += 1
+    if merged:
+        ir.toposort(graph)
+    return merged
+
+
+def _projection(graph: Graph, value: Value) -> _Projection | None:
+    node = ir.producer(value)
+    bias = None
+    nodes: list[Node] = []
+    if node is not None and node.op == "Add" and len(node.inputs) == 2:
+        for mm_out, b in (node.inputs, node.inputs[::-1]):
+            array = ir.const_value(b)
+            mm = ir.producer(mm_out) if ir.single_consumer(graph, mm_out) is node else None
+            if array is not None and mm is not None and mm.op == "MatMul":
+                bias, nodes, node = array, [node], mm
+                break
+        else:
+            return None
+    if node is None or node.op != "MatMul" or len(node.inputs) != 2:
+        return None
+    x, w = node.inputs
+    weight = ir.const_value(w)
+    shape = ir.static_shape(x)
+    if weight is None or weight.ndim != 2 or shape is None or len(shape) < 2:
+        return None
+    if ir.numpy_dtype_of(x) != np.dtype(np.float32) or weight.dtype != np.float32:
+        return None
+    n = weight.shape[1]
+    if bias is not None:
+        if bias.dtype != np.float32 or bias.size != n or (bias.ndim and bias.shape[-1] != n):
+            return None
+        bias = bias.reshape(n)
+    if ir.static_shape(value) != (*shape[:-1], n):
+        return None
+    return _Projection([node, *nodes], x, weight, bias)
+
+
+def _merge_projections(graph: Graph, parts: list[_Projection], sources: list[Value]) -> None:
+    """Rewrites the three projections as one MatMul (+ Add) and three Slices writing the
+    original source values (their readers do not change)."""
+    x = parts[0].x
+    name = parts[0].nodes[0].name
+    weight = np.concatenate([p.weight for p in parts], axis=1)
+    widths = [p.weight.shape[1] for p in parts]
+    shape = [*ir.static_shape(x)[:-1], sum(widths)]  # type: ignore[index]
+    dtype = sources[0].dtype
+    for p in parts:
+        for node in p.nodes:
+            ir.remove_node(graph, node)
+    out = ir.make_value(graph, f"{name}_qkv", dtype, shape)
+    w = ir.make_constant(graph, weight, f"{name}_qkv_weight")
+    if all(p.bias is None for p in parts):
+        ir.add_node(graph, "MatMul", [x, w], [out], name=f"{name}_qkv_matmul")
+    else:
+        bias = np.concatenate(
+            [
+                p.bias if p.bias is not None else np.zeros(n, np.float32)
+                for p, n in zip(parts, widths)
+            ]
+        )
+        mm = ir.make_value(graph, f"{name}_qkv_mm", dtype, shape)
+        ir.add_node(graph, "MatMul", [x, w], [mm], name=f"{name}_qkv_matmul")
+        b = ir.make_constant(graph, bias, f"{name}_qkv_bias")
+        ir.add_node(graph, "Add", [mm, b], [out], name=f"{name}_qkv_add")
+    start = 0
+    axes = ir.make_constant(graph, np.array([-1], np.int64), f"{name}_qkv_axes")
+    for value, n in zip(sources, widths):
+        bounds = [ir.make_constant(graph, np.array([v], np.int64), f"{name}_qkv_{k}")
+                  for k, v in (("start", start), ("end", start + n))]  # fmt: skip
+        ir.add_node(graph, "Slice", [out, *bounds, axes], [value], name=f"{value.name}_slice")
+        start += n

@@ -87,6 +87,16 @@ def partition_options() -> PartitionOptions:
     return PartitionOptions(attention=True)
 
 
+def prepare_graph(model: Model) -> None:
+    """CUDA's graph-level rewrites before partitioning: the Q, K, V projections of each
+    attention as one GEMM (``fuse_attention.merge_qkv_projections``)."""
+    from optimizer.lower.fuse_attention import merge_qkv_projections
+
+    merged = merge_qkv_projections(model)
+    if merged:
+        log.debug("cuda: %d attention(s) get their Q, K, V from one GEMM", merged)
+
+
 def check_options(options: CudaOptions) -> None:
     """Raises UsageError on an unknown architecture or precision (one line)."""
     from optimizer.kernels.triton.aot import ARCHS
