@@ -30,8 +30,9 @@ A program owns ``BLOCK_M`` query rows of one (batch, head) and streams key/value
 ``BLOCK_N`` with the online softmax (running max and rescaled sum in fp32, scores in the
 exp2 domain), so the ``Sq x Sk`` score matrix never reaches memory; causal programs stop at the
 diagonal. fp16 / bf16 probabilities are rounded to the input dtype for the ``P V`` product (as
-flash attention does); accumulation is fp32. A row whose every key is masked gives NaN (0/0), as
-a softmax over only ``-inf`` does.
+flash attention does); accumulation is fp32. A row whose every key is masked with ``-inf`` (or
+``False``) gives NaN (0/0), as a softmax over only ``-inf`` does; one masked with float32's
+lowest finite value gives the uniform average of V, as softmax does.
 """
 
 from __future__ import annotations
@@ -110,7 +111,12 @@ def _attention_kernel(
         if MASK == 1:
             mv = tl.load(mask_ptr + b * MB + h * MH + rows[:, None] * MQ + cols[None, :] * MK,
                          mask=valid, other=0.0)  # fmt: skip
-            s = s + mv.to(tl.float32) * 1.4426950408889634
+            mv = mv.to(tl.float32)
+            # finite masks below -2.3e38 (float32's lowest, as HF writes them) would overflow
+            # to -inf in the exp2 domain, turning a fully masked row into NaN where softmax
+            # gives a uniform row: clamp them (they still swamp every score); -inf stays
+            mv = tl.where(mv < -2.3e38, tl.where(mv == -float("inf"), mv, -2.3e38), mv)
+            s = s + mv * 1.4426950408889634
         elif MASK == 2:
             mv = tl.load(mask_ptr + b * MB + h * MH + rows[:, None] * MQ + cols[None, :] * MK,
                          mask=valid, other=0)  # fmt: skip

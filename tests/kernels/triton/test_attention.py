@@ -67,6 +67,12 @@ def test_attention_masks_and_scale(device: str) -> None:
     add[..., 5] = -np.inf
     got, want = _run(device, "float32", 2, 2, 2, 33, 40, 16, 16, mask=add, scale=0.3)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5)
+    lowest = np.zeros((2, 1, 1, 40), np.float32)  # float32's lowest: HF's padding mask
+    lowest[0, ..., 30:] = np.finfo(np.float32).min
+    lowest[1] = np.finfo(np.float32).min  # a fully padded sequence: uniform rows, not NaN
+    got, want = _run(device, "float32", 2, 2, 2, 33, 40, 16, 16, mask=lowest)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5)
     keep = rng.random((2, 1, 40)) > 0.3  # [B, 1, Sk] padding mask, rank 3
     keep[..., 0] = True
     got, want = _run(device, "float32", 1, 2, 1, 33, 40, 16, 16, mask=keep, causal=1)
