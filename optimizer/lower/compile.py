@@ -5,8 +5,10 @@ schedule -> bind a kernel to every group (native, else the reference fallback, w
 plan memory (checked independently) -> ``write_module``. Returns a :class:`CompileReport`
 (peak arena, kernel table, fallbacks).
 
-``target="cuda"``: the bound groups are lowered to Triton cubins (``target_cuda.py``; no
-fallback, no CPU tactics) and the module is written in format version 2.
+``target="cuda"``: the graph gets CUDA's rewrites first and the partition CUDA's fusions
+(``target_cuda.prepare_graph`` / ``partition_options``: one GEMM for Q, K, V, attention
+groups), the bound groups are lowered to Triton cubins (``target_cuda.py``; no fallback, no
+CPU tactics) and the module is written in format version 2.
 """
 
 from __future__ import annotations
