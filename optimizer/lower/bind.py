@@ -26,7 +26,7 @@ from optimizer.kernels import python_bridge, registry
 from optimizer.kernels.registry import KernelSpec, NodeInfo, Selection, UnsupportedOpError
 from optimizer.lower import bind_reduce
 from optimizer.lower.bind_pad import bind_pad
-from optimizer.lower.partition import ELEMENTWISE, EPILOGUE, LAYER_NORM, FusionGroup
+from optimizer.lower.partition import ATTENTION, ELEMENTWISE, EPILOGUE, LAYER_NORM, FusionGroup
 from optimizer.module.writer import KernelBinding
 
 log = logging.getLogger(__name__)
@@ -234,6 +234,8 @@ def _bind_native(graph: Graph, group: FusionGroup, opset: int) -> KernelBinding:
         return _bind_eltwise_group(group)
     if group.kind == LAYER_NORM:
         return bind_reduce.bind_layer_norm_group(graph, group)
+    if group.kind == ATTENTION:
+        return _bind_attention(group)
     node = group.nodes[0]
     if node.domain not in ("", "ai.onnx", None):
         raise Reject("native", f"domain '{node.domain}' has no native kernels")
@@ -283,6 +285,8 @@ def _activation(kernel: str, name: str | None, nodes: list[Node]) -> tuple[int, 
     if name == "gelu":
         approx = ir.attr_str(node, "approximate", "none")
         return (ACT_GELU_TANH if approx == "tanh" else ACT_GELU), 0.0, 0.0
+    if name == "tanh":
+        return ACT_TANH, 0.0, 0.0
     if name == "leakyrelu":
         return ACT_LEAKY, ir.attr_float(node, "alpha", 0.01), 0.0
     if name == "hardsigmoid":
@@ -455,6 +459,15 @@ def _bind_epilogue(graph: Graph, group: FusionGroup) -> KernelBinding:
         bias = _opt(anchor.inputs, 2) or epi.bias
         return _bind_conv(graph, group, anchor, bias, epi.residual, act)
     return _bind_gemm(graph, group, anchor, epi.bias, epi.residual, act)
+
+
+def _bind_attention(group: FusionGroup) -> KernelBinding:
+    """``attention_f32`` in its strided form (kernels/triton/attention.py); no CPU kernel."""
+    found = group.attention
+    assert found is not None
+    inputs: list[Value | None] = list(found.inputs())
+    _require_f32("attention_f32", [*inputs, found.output])
+    return _builtin("attention_f32", inputs, [found.output], found.iparams(), [found.scale])
 
 
 def _bind_eltwise_group(group: FusionGroup) -> KernelBinding:

@@ -5,8 +5,10 @@ schedule -> bind a kernel to every group (native, else the reference fallback, w
 plan memory (checked independently) -> ``write_module``. Returns a :class:`CompileReport`
 (peak arena, kernel table, fallbacks).
 
-``target="cuda"``: the bound groups are lowered to Triton cubins (``target_cuda.py``; no
-fallback, no CPU tactics) and the module is written in format version 2.
+``target="cuda"``: the graph gets CUDA's rewrites first and the partition CUDA's fusions
+(``target_cuda.prepare_graph`` / ``partition_options``: one GEMM for Q, K, V, attention
+groups), the bound groups are lowered to Triton cubins (``target_cuda.py``; no fallback, no
+CPU tactics) and the module is written in format version 2.
 """
 
 from __future__ import annotations
@@ -164,8 +166,12 @@ def compile_model(
     optimized, opt_report = optimize_model(model, options.optimize, progress)
     require_static_shapes(optimized)
     prepack_weights(optimized)
+    if cuda is not None:
+        from optimizer.lower.target_cuda import prepare_graph
+
+        prepare_graph(optimized)
     ir.toposort(optimized.graph)
-    sched = schedule(optimized, partition(optimized))
+    sched = schedule(optimized, partition(optimized, _partition_options(cuda)))
     opset = optimized.opset
     if cuda is not None:
         from optimizer.lower.target_cuda import lower_cuda
@@ -253,6 +259,15 @@ def _cuda_options(options: CompileOptions) -> Any:
             "use each plan's default configuration)"
         )
     return cuda
+
+
+def _partition_options(cuda: Any) -> Any:
+    """The target's fusions (None: the CPU defaults)."""
+    if cuda is None:
+        return None
+    from optimizer.lower.target_cuda import partition_options
+
+    return partition_options()
 
 
 def _bind_for_cuda(graph: Any, group: Any, opset: int) -> Bound:

@@ -23,6 +23,7 @@ EPILOGUE_ACTIVATIONS: dict[str, str] = {
     "HardSigmoid": "hardsigmoid",
     "Gelu": "gelu",
     "LeakyRelu": "leakyrelu",
+    "Tanh": "tanh",
 }
 SILU = "silu"
 

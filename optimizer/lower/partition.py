@@ -1,20 +1,24 @@
 """Partitioning an optimized, shape-pinned graph into fusion groups, one kernel call each.
 
-Four kinds of group, claimed in this order:
+Five kinds of group, claimed in this order:
 
 0. **layer_norm**: a decomposed layer normalization (ReduceMean, Sub, Pow, ReduceMean, Add,
    Sqrt, Div, optional affine Mul / Add; see ``fuse_norm.py``), run by one layer norm kernel
    whatever the opset. Pattern ``layer_norm``.
-1. **epilogue**: a Conv / Gemm / MatMul anchor with what follows it in a straight line: a
+1. **attention** (only with ``PartitionOptions.attention``: targets with an attention kernel):
+   ``MatMul(Q, K^T)``, scalings, a mask ``Add``, ``Softmax``, ``MatMul(P, V)`` and the head
+   split / merge views around them (see ``fuse_attention.py``). Pattern ``attention``.
+2. **epilogue**: a Conv / Gemm / MatMul anchor with what follows it in a straight line: a
    constant bias ``Add``, a residual ``Add`` of a same-shaped tensor, and one activation
    (``ops.EPILOGUE_ACTIVATIONS``, or SiLU / HardSwish written as ``x * Sigmoid(x)`` /
-   ``x * HardSigmoid(x)``), in that order, each
+   ``x * HardSigmoid(x)``, or the erf GELU written out: ``0.5 * x * (1 + Erf(x / sqrt(2)))``),
+   in that order, each
    optional. An intermediate joins only when the group is its sole reader and it is no graph
    output, so nothing inside a group needs memory. Pattern names read ``conv+bias+add+relu``.
-2. **elementwise**: connected elementwise ops of one output shape, grown backwards from a sink
+3. **elementwise**: connected elementwise ops of one output shape, grown backwards from a sink
    (its one output): a producer joins when every reader of its output is already in the group.
    Internal fan-out (``x * sigmoid(x)``, erf-GELU) stays inside. Pattern ``div+erf+add+mul``.
-3. **single**: everything else, one node per group, pattern = the op name in lower case.
+4. **single**: everything else, one node per group, pattern = the op name in lower case.
 
 Every group's external outputs come from its last node, which every member reaches, so the
 groups always form a DAG (see ``schedule.py``).
@@ -23,6 +27,7 @@ groups always form a DAG (see ``schedule.py``).
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -30,12 +35,14 @@ from optimizer import ir
 from optimizer.errors import InvariantError
 from optimizer.ir import Graph, Model, Node, Value
 from optimizer.lower import ops
+from optimizer.lower.fuse_attention import AttentionMatch, match_attention
 from optimizer.lower.fuse_norm import LayerNormMatch, match_layer_norm
 from optimizer.lower.static_shapes import require_static_shapes
 
 log = logging.getLogger(__name__)
 
 LAYER_NORM = "layer_norm"
+ATTENTION = "attention"
 EPILOGUE = "epilogue"
 ELEMENTWISE = "elementwise"
 SINGLE = "single"
@@ -51,6 +58,8 @@ class PartitionOptions:
         epilogues: Fuse epilogues at all.
         elementwise: Fuse chains of elementwise ops.
         layer_norm: Fuse decomposed layer normalizations.
+        attention: Fuse attention (``fuse_attention.py``); only targets with an attention
+            kernel (cuda) set it.
     """
 
     anchors: frozenset[str] = frozenset(ops.ANCHOR_OPS)
@@ -58,6 +67,7 @@ class PartitionOptions:
     epilogues: bool = True
     elementwise: bool = True
     layer_norm: bool = True
+    attention: bool = False
 
 
 @dataclass
@@ -97,6 +107,7 @@ class FusionGroup:
         epilogue: Roles of an epilogue group.
         implicit_inputs: Outer-scope values read inside subgraphs (If / Loop bodies).
         norm: Roles of a layer_norm group (``fuse_norm.LayerNormMatch``).
+        attention: Roles of an attention group (``fuse_attention.AttentionMatch``).
     """
 
     nodes: list[Node]
@@ -107,6 +118,7 @@ class FusionGroup:
     epilogue: Epilogue | None = None
     implicit_inputs: list[Value] = field(default_factory=list)
     norm: LayerNormMatch | None = None
+    attention: AttentionMatch | None = None
 
     @property
     def name(self) -> str:
@@ -154,6 +166,8 @@ def partition(model: Model, options: PartitionOptions | None = None) -> list[Fus
         for group in _layer_norm_groups(model, order, claimed):
             groups.append(group)
             claimed.update((id(n), group) for n in group.nodes)
+    if options.attention:
+        groups.extend(_attention_groups(model, order, claimed))
     if options.epilogues:
         for node in order:
             if node.op in options.anchors and id(node) not in claimed:
@@ -224,6 +238,31 @@ def _layer_norm_groups(
                 norm=found,
             )
         )
+    return groups
+
+
+# -- attention groups --------------------------------------------------------------------------
+
+
+def _attention_groups(
+    model: Model, order: list[Node], claimed: dict[int, FusionGroup]
+) -> list[FusionGroup]:
+    """One group per matched attention (``fuse_attention.py``); claims its nodes."""
+    groups: list[FusionGroup] = []
+    for node in order:
+        if node.op != "Softmax" or id(node) in claimed:
+            continue
+        found = match_attention(model, model.graph, node)
+        if not isinstance(found, AttentionMatch):
+            log.debug("attention at '%s' not fused: %s", node.name, found.reason)
+            continue
+        nodes = found.nodes(model.graph)
+        if any(id(n) in claimed for n in nodes):
+            continue
+        group = FusionGroup(nodes=nodes, inputs=list(found.inputs()), outputs=[found.output],
+                            pattern=ATTENTION, kind=ATTENTION, attention=found)  # fmt: skip
+        groups.append(group)
+        claimed.update((id(n), group) for n in nodes)
     return groups
 
 
@@ -358,7 +397,7 @@ def _activation(
         ):
             return name, [user]
         return None
-    return _silu(graph, out, options, claimed)
+    return _silu(graph, out, options, claimed) or _gelu_erf(graph, out, options, claimed)
 
 
 def _silu(
@@ -391,6 +430,89 @@ def _silu(
     if {id(v) for v in mul.inputs} != {id(out), id(gate)} or len(mul.inputs) != 2:
         return None
     return name, [gate_node, mul]
+
+
+def _gelu_erf(
+    graph: Graph, out: Value, options: PartitionOptions, claimed: dict[int, FusionGroup]
+) -> tuple[str, list[Node]] | None:
+    """The erf GELU ``0.5 * x * (1 + Erf(x / sqrt(2)))`` reading ``x`` = ``out``, as exporters
+    write it: ``x / sqrt(2)`` or ``x * (1 / sqrt(2))``; then ``(x * a) * 0.5``,
+    ``x * (a * 0.5)`` or ``(x * 0.5) * a`` for ``a = Erf(..) + 1``, any operand order, every
+    constant a scalar. Bound as act code gelu_erf (``bind._activation``: its first node
+    carries no ``approximate`` attribute)."""
+    if ops.EPILOGUE_ACTIVATIONS["Gelu"] not in options.activations:
+        return None
+    if ir.is_graph_output(graph, out):
+        return None
+    users = ir.consumers(out)
+    if len(users) != 2 or any(id(u) in claimed for u in users):
+        return None
+    root = next(
+        (u for u in users if _scaled(u, out, {"Div": math.sqrt(2), "Mul": math.sqrt(0.5)})), None
+    )
+    other = next((u for u in users if u is not root), None)
+    if root is None or other is None or other.op != "Mul" or len(other.inputs) != 2:
+        return None
+    erf = ir.single_consumer(graph, root.outputs[0])
+    if erf is None or erf.op != "Erf":
+        return None
+    add = ir.single_consumer(graph, erf.outputs[0])
+    if add is None or not _scaled(add, erf.outputs[0], {"Add": 1.0}):
+        return None
+    a = add.outputs[0]
+    shape = ir.static_shape(out)
+    if any(ir.static_shape(n.outputs[0]) != shape for n in (root, erf, add, other)):
+        return None
+    nxt = ir.single_consumer(graph, a)
+    if {id(v) for v in other.inputs} == {id(out), id(a)}:  # (x * a) * 0.5
+        last = ir.single_consumer(graph, other.outputs[0])
+        if last is None or not _scaled(last, other.outputs[0], {"Mul": 0.5}):
+            return None
+        nodes = [root, erf, add, other, last]
+    elif nxt is not None and _scaled(nxt, a, {"Mul": 0.5}):  # x * (a * 0.5)
+        if {id(v) for v in other.inputs} != {id(out), id(nxt.outputs[0])}:
+            return None
+        if ir.single_consumer(graph, nxt.outputs[0]) is not other:
+            return None
+        nodes = [root, erf, add, nxt, other]
+    elif _scaled(other, out, {"Mul": 0.5}):  # (x * 0.5) * a
+        last = ir.single_consumer(graph, other.outputs[0])
+        if last is None or last is not nxt or last.op != "Mul" or len(last.inputs) != 2:
+            return None
+        if {id(v) for v in last.inputs} != {id(other.outputs[0]), id(a)}:
+            return None
+        nodes = [root, erf, add, other, last]
+    else:
+        return None
+    if ir.static_shape(nodes[-1].outputs[0]) != shape or any(id(n) in claimed for n in nodes):
+        return None
+    inside = {id(n) for n in nodes}
+    for node in nodes[:-1]:  # every intermediate is read only inside
+        value = node.outputs[0]
+        if ir.is_graph_output(graph, value) or any(
+            id(u) not in inside for u in ir.consumers(value)
+        ):
+            return None
+    return ops.EPILOGUE_ACTIVATIONS["Gelu"], nodes
+
+
+def _scaled(node: Node, x: Value, constants: dict[str, float]) -> bool:
+    """``node`` is ``op(x, c)`` (or ``op(c, x)`` for Add / Mul) for a scalar constant ``c``
+    within 1e-5 (relative) of ``constants[op]``."""
+    want = constants.get(node.op)
+    if want is None or len(node.inputs) != 2 or len(node.outputs) != 1:
+        return False
+    first, second = node.inputs
+    if first is x and second is not x:
+        c = second
+    elif second is x and first is not x and node.op != "Div":
+        c = first
+    else:
+        return False
+    array = ir.const_value(c)
+    if array is None or array.size != 1 or not _same_type(c, x):
+        return False
+    return abs(float(array.reshape(-1)[0]) - want) <= 1e-5 * abs(want)
 
 
 # -- elementwise groups ------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from optimizer.errors import UsageError
 from optimizer.ir import Graph, Model, Value
 from optimizer.kernels.registry import KernelSpec, NodeInfo, UnsupportedOpError
 from optimizer.lower.bind import Bound, node_info
-from optimizer.lower.partition import SINGLE, FusionGroup
+from optimizer.lower.partition import SINGLE, FusionGroup, PartitionOptions
 from optimizer.module.writer import KernelBinding
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,22 @@ class CudaLowering:
     cached: int = 0
     elided: int = 0
     kernels: dict[str, int] = field(default_factory=dict)
+
+
+def partition_options() -> PartitionOptions:
+    """What the partitioner fuses for CUDA: the CPU groups plus attention (the Triton
+    ``attention_f32`` kernel reads Q, K, V and writes O through strides)."""
+    return PartitionOptions(attention=True)
+
+
+def prepare_graph(model: Model) -> None:
+    """CUDA's graph-level rewrites before partitioning: the Q, K, V projections of each
+    attention as one GEMM (``fuse_attention.merge_qkv_projections``)."""
+    from optimizer.lower.fuse_attention import merge_qkv_projections
+
+    merged = merge_qkv_projections(model)
+    if merged:
+        log.debug("cuda: %d attention(s) get their Q, K, V from one GEMM", merged)
 
 
 def check_options(options: CudaOptions) -> None:

@@ -33,4 +33,5 @@ def test_zoo_fusions_are_found(rows: list[dict]) -> None:
     assert patterns["resnet"].get("conv+bias+add+relu") == 8
     assert patterns["yolo"].get("conv+bias+silu", 0) >= 50
     assert patterns["mobilenetv3_op14"].get("conv+bias+hardswish", 0) >= 10
-    assert patterns["bert"].get("div+erf+add+mul+mul") == 2  # erf-GELU as one loop
+    assert patterns["bert"].get("matmul+bias+gelu") == 2  # erf-GELU as a GEMM epilogue
+    assert patterns["vit"].get("matmul+bias+gelu") == 2

@@ -67,6 +67,12 @@ def test_attention_masks_and_scale(device: str) -> None:
     add[..., 5] = -np.inf
     got, want = _run(device, "float32", 2, 2, 2, 33, 40, 16, 16, mask=add, scale=0.3)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5)
+    lowest = np.zeros((2, 1, 1, 40), np.float32)  # float32's lowest: HF's padding mask
+    lowest[0, ..., 30:] = np.finfo(np.float32).min
+    lowest[1] = np.finfo(np.float32).min  # a fully padded sequence: uniform rows, not NaN
+    got, want = _run(device, "float32", 2, 2, 2, 33, 40, 16, 16, mask=lowest)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5)
     keep = rng.random((2, 1, 40)) > 0.3  # [B, 1, Sk] padding mask, rank 3
     keep[..., 0] = True
     got, want = _run(device, "float32", 1, 2, 1, 33, 40, 16, 16, mask=keep, causal=1)
@@ -93,3 +99,75 @@ def test_bad_attention_steps_are_unsupported() -> None:
         attention.plan_attention([q, q, q, f((4, 4), "int64")], [q], [0, 0], [0.0])
     with pytest.raises(Unsupported, match="agree"):
         attention.plan_attention([q, q, f((1, 3, 5, 8), "float32")], [q], [0, 0], [0.0])
+
+
+# -- the strided form: Q, K, V read from projection outputs, O written as [B, S, H, Dv] -------
+
+
+def _strided_iparams(b, h, sq, sk, d, dv, views) -> list[int]:
+    return [0, 0, b, h, sq, sk, d, dv, *[x for view in views for x in view]]
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float16", 4e-3)])
+def test_attention_strided_fused_qkv(device: str, dtype: str, tol: float) -> None:
+    """Q, K, V as slices of one [B, S, 3, H, D] buffer (a fused qkv projection), O written
+    in [B, S, H, D] order, an additive [B, 1, 1, S] padding mask."""
+    b, s, h, d = 2, 19, 3, 8
+    rng = np.random.default_rng(7)
+    qkv = rng.standard_normal((b, s, 3 * h * d)).astype(np.float32)
+    mask = np.where(rng.random((b, 1, 1, s)) < 0.2, -1e4, 0.0).astype(np.float32)
+    row = 3 * h * d  # [B, S, 3, H, D] strides: (S*row, row, H*D, D, 1)
+    views = [[i * h * d, s * row, d, row, 1] for i in range(3)]
+    views.append([0, s * h * d, d, h * d, 1])  # O [B, H, S, D] into [B, S, H, D]
+    ts = [torch.from_numpy(x).to(device=device, dtype=TORCH[dtype]) for x in (qkv, mask)]
+    out = torch.full((b, s, h * d), float("nan"), device=device, dtype=TORCH[dtype])
+    descs = [TensorDesc(qkv.shape, dtype)] * 3 + [TensorDesc(mask.shape, dtype)]
+    launch = plan_for("attention_f32")(descs, [TensorDesc(out.shape, dtype)],
+                                       _strided_iparams(b, h, s, s, d, d, views), [0.25])  # fmt: skip
+    launch_torch(launch, [ts[0], ts[0], ts[0], ts[1]], [out])
+    x = ts[0].double().cpu().numpy().reshape(b, s, 3, h, d).transpose(2, 0, 3, 1, 4)
+    want = _ref(x[0], x[1], x[2], ts[1].double().cpu().numpy(), False, 0.25)
+    got = out.double().cpu().numpy().reshape(b, s, h, d).transpose(0, 2, 1, 3)
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_attention_strided_separate_buffers_and_broadcast_heads(device: str) -> None:
+    """Q [B, S, H*D], one K / V head for all query heads (head stride 0), K stored transposed
+    ([B, D, Sk]: d stride Sk), Dv != D, an offset into V's buffer."""
+    b, sq, sk, h, d, dv = 1, 12, 21, 4, 16, 8
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((b, sq, h * d)).astype(np.float32)
+    kt = rng.standard_normal((b, d, sk)).astype(np.float32)
+    vbuf = rng.standard_normal((5 + b * sk * dv,)).astype(np.float32)
+    views = [[0, sq * h * d, d, h * d, 1], [0, d * sk, 0, 1, sk], [5, sk * dv, 0, dv, 1],
+             [0, sq * h * dv, dv, h * dv, 1]]  # fmt: skip
+    ts = [torch.from_numpy(x).to(device) for x in (q, kt, vbuf)]
+    out = torch.zeros((b, sq, h, dv), device=device)
+    descs = [TensorDesc(x.shape, "float32") for x in (q, kt, vbuf)]
+    launch = plan_for("attention_f32")(descs, [TensorDesc(out.shape, "float32")],
+                                       _strided_iparams(b, h, sq, sk, d, dv, views), [0.0])  # fmt: skip
+    launch_torch(launch, ts, [out])
+    qq = q.astype(np.float64).reshape(b, sq, h, d).transpose(0, 2, 1, 3)
+    kk = kt.astype(np.float64).transpose(0, 2, 1)[:, None]
+    vv = vbuf[5:].astype(np.float64).reshape(b, 1, sk, dv)
+    want = _ref(qq, kk, vv, None, False, 1 / np.sqrt(d))
+    np.testing.assert_allclose(out.cpu().numpy().transpose(0, 2, 1, 3), want, rtol=1e-4, atol=2e-5)
+
+
+def test_bad_strided_views_are_unsupported() -> None:
+    f = TensorDesc
+    buf = f((1, 4, 32), "float32")  # Q, K, V [1, 2, 4, 16] read from [B, S, H*D]
+    good = [0, 128, 16, 32, 1]
+    ok = _strided_iparams(1, 2, 4, 4, 16, 16, [good] * 4)
+    attention.plan_attention([buf] * 3, [buf], ok, [0.0])  # the reference case plans
+    with pytest.raises(Unsupported, match="reaches element 128 of a buffer of 128"):
+        attention.plan_attention([buf] * 3, [buf], _strided_iparams(
+            1, 2, 4, 4, 16, 16, [[1, 128, 16, 32, 1], good, good, good]), [0.0])  # fmt: skip
+    with pytest.raises(Unsupported, match=r"O strides .* overlap"):
+        attention.plan_attention([buf] * 3, [buf], _strided_iparams(
+            1, 2, 4, 4, 16, 16, [good, good, good, [0, 128, 0, 32, 1]]), [0.0])  # fmt: skip
+    with pytest.raises(Unsupported, match="must be >= 0"):
+        attention.plan_attention([buf] * 3, [buf], _strided_iparams(
+            1, 2, 4, 4, 16, 16, [good, [0, 128, 16, -32, 1], good, good]), [0.0])  # fmt: skip
+    with pytest.raises(Unsupported, match="strided form"):
+        attention.plan_attention([buf] * 3, [buf], ok[:-1], [0.0])
