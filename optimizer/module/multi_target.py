@@ -104,7 +104,7 @@ def check_targets(targets: Sequence[str]) -> None:
             which = f" '{name}'" if len(targets) > 1 else ""
             raise UsageError(
                 f"--target {','.join(targets)}: unknown target{which} "
-                f"(use {' or '.join(KNOWN_TARGETS)}, or several separated by commas: cpu,cuda)"
+                f"(use {' or '.join(KNOWN_TARGETS)}), or both: --target cpu,cuda"
             )
         if name in seen:
             raise UsageError(f"--target {','.join(targets)}: target '{name}' is given twice")
