@@ -280,7 +280,7 @@ class IndexLoader {
       if (tensor.name != want[i].name || tensor.dtype != want[i].dtype ||
           tensor.shape != want[i].shape) {
         throw invalid(where + "[" + std::to_string(i) + "] " + one_line(tensor.show()) +
-                      " != manifest.json's " + one_line(want[i].show()));
+                      " != the index's " + one_line(want[i].show()));
       }
     }
   }

@@ -292,7 +292,7 @@ DAMAGE = [
      "invalid module: target cpu: manifest.json: format_version 3 (a multi-target index) "
      "cannot be nested"),
     ("signature_differs", _other_signature,
-     "invalid module: target cpu: manifest.json: inputs[0] x: float32 [2, 5] != manifest.json's "
+     "invalid module: target cpu: manifest.json: inputs[0] x: float32 [2, 5] != the index's "
      "x: float32 [2, 4]"),
     ("signature_missing", _edit_index(lambda m: m.pop("outputs")),
      "invalid module: manifest.json: missing 'outputs'"),
