@@ -107,14 +107,15 @@ def compile_multi_target(
     notes = []
     if options.tune and any(t not in TUNABLE_TARGETS for t in targets):
         skipped = [t for t in targets if t not in TUNABLE_TARGETS]
-        notes.append(f"--tune applies to {', '.join(t for t in targets if t in TUNABLE_TARGETS)}"
-                     f" only; {', '.join(skipped)} use(s) the default kernel configurations")  # fmt: skip
+        tuned = [t for t in targets if t in TUNABLE_TARGETS]
+        notes.append(f"--tune applies to the {' and '.join(tuned) or 'no'} part only; the "
+                     f"{' and '.join(skipped)} part uses each kernel's default configuration")  # fmt: skip
     optimized, opt_report = optimize_for_lowering(model, options, progress)
 
     def build(target: str, directory: Path) -> CompileReport:
         log.info("compiling the %s part", target)
         try:
-            return lower_model(optimized.copy(), directory, parts[target], opt_report, start)
+            return lower_model(optimized.copy(), directory, parts[target], opt_report)
         except UnsupportedOpError as err:
             if err.args:  # name the part: the job compiles several
                 err.args = (f"the {target} part of --target {','.join(targets)}: {err.args[0]}",
