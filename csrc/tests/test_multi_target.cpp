@@ -234,6 +234,41 @@ void test_random_damage(const std::string& base) {
   std::printf("random damage: %d of 1200 rejected\n", errors);
 }
 
+#ifdef ODC_FAKE_CUDA_DRIVER
+std::string note_of(const std::string& dir, uint32_t flags = ODC_LOAD_DEFAULT) {
+  odc_module* m = odc_module_load(dir.c_str(), flags);
+  if (m == nullptr) return std::string("error: ") + odc_last_error();
+  std::string note = std::string(odc_module_device_type(m) == ODC_DEVICE_CUDA ? "cuda" : "cpu") +
+                     ": " + odc_module_target_note(m);
+  odc_module_free(m);
+  return note;
+}
+
+// With a "driver" (tests/fake_cuda_driver.cpp) whose devices are set per call. Last: the
+// process keeps the first driver it opened successfully.
+void test_fake_driver(const std::string& base) {
+  const std::string dir = base + "/fake";
+  write_multi_module(dir);
+  ::setenv("ODC_CUDA_DRIVER", ODC_FAKE_CUDA_DRIVER, 1);
+  ::setenv("FAKE_CUDA_CC", "8.0", 1);
+  CHECK(note_of(dir) == "cpu: cuda skipped: GPU 0 is sm_80, the module's cubins are built for sm_90");
+  ::setenv("FAKE_CUDA_CC", "12.0", 1);
+  CHECK(note_of(dir) == "cpu: cuda skipped: GPU 0 is sm_120, the module's cubins are built for sm_90");
+  ::setenv("FAKE_CUDA_DEVICES", "0", 1);
+  CHECK(note_of(dir) == "cpu: cuda skipped: no CUDA device");
+  // A matching GPU on which preparing fails (the fake fails every real call): auto falls back.
+  ::setenv("FAKE_CUDA_DEVICES", "1", 1);
+  ::setenv("FAKE_CUDA_CC", "9.0", 1);
+  CHECK(note_of(dir) ==
+        "cpu: cuda skipped: module targets cuda: cuDevicePrimaryCtxRetain: "
+        "CUDA_ERROR_NOT_SUPPORTED (fake driver for tests)");
+  CHECK(note_of(dir, ODC_LOAD_TARGET_CUDA) ==
+        "error: module targets cuda: cuDevicePrimaryCtxRetain: CUDA_ERROR_NOT_SUPPORTED (fake "
+        "driver for tests)");
+  CHECK(note_of(dir, ODC_LOAD_TARGET_CPU) == "cpu: ");
+}
+#endif
+
 }  // namespace
 
 int main() {
@@ -245,6 +280,9 @@ int main() {
   test_cubin_compatibility();
   test_pick_and_run(base);
   test_random_damage(base);
+#ifdef ODC_FAKE_CUDA_DRIVER
+  test_fake_driver(base);
+#endif
   const int rc = odc_test::finish("test_multi_target");
   if (rc == 0) std::system(("rm -rf '" + base + "'").c_str());
   return rc;
