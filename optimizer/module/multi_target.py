@@ -72,6 +72,10 @@ def write_multi_target(
         for target in order:
             results[target] = build(target, tmp / target)
         manifests = {t: json.loads((tmp / t / fmt.MANIFEST_FILE).read_bytes()) for t in targets}
+        for target, manifest in manifests.items():
+            if manifest.get("targets", ["cpu"]) != [target]:
+                raise InvariantError(f"the {target} part was built as a module for "
+                                     f"{manifest.get('targets')}")  # fmt: skip
         inputs, outputs = _shared_signature(manifests)
         files = {fmt.INIT_FILE: _write(tmp / fmt.INIT_FILE, INIT_SOURCE.encode())}
         for target in targets:
