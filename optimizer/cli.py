@@ -47,8 +47,9 @@ def _parser() -> argparse.ArgumentParser:
         "--target",
         default=None,
         metavar="TARGET",
-        help="compile: where the module runs: cpu (default) or cuda (Triton kernels compiled "
-        "ahead of time into cubins; no GPU needed to compile)",
+        help="compile: where the module runs: cpu (default), cuda (Triton kernels compiled "
+        "ahead of time into cubins; no GPU needed to compile), or both: cpu,cuda (one module "
+        "that runs on cuda where a matching GPU is found at load, else on cpu)",
     )
     p.add_argument(
         "--arch",
@@ -264,16 +265,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _target_flags(args: argparse.Namespace) -> tuple[str, str, str]:
-    """(target, arch, precision), each checked, with one-line errors."""
-    from optimizer.lower.target_cuda import PRECISIONS, TARGETS
+    """(target, arch, precision), each checked, with one-line errors. ``target`` is one name
+    or several separated by commas (``cpu,cuda``: one module with a plan per target)."""
+    from optimizer.lower.compile import parse_targets
+    from optimizer.lower.target_cuda import PRECISIONS
 
-    target = args.target or "cpu"
-    if target not in TARGETS:
-        raise UsageError(f"--target {target}: unknown target (use {' or '.join(TARGETS)})")
-    if target != "cuda":
+    targets = parse_targets(args.target or "cpu")
+    target = ",".join(targets)
+    if "cuda" not in targets:
         for flag, value in (("--arch", args.arch), ("--precision", args.precision)):
             if value is not None:
-                raise UsageError(f"{flag} applies to --target cuda only")
+                raise UsageError(f"{flag} applies to --target cuda only (alone or in a list: "
+                                 "cpu,cuda)")  # fmt: skip
         return target, "sm_90", "fp32"
     from optimizer.kernels.triton.aot import ARCHS
 
@@ -287,7 +290,7 @@ def _target_flags(args: argparse.Namespace) -> tuple[str, str, str]:
         raise UsageError(
             f"--precision {precision}: unknown precision (use one of {', '.join(PRECISIONS)})"
         )
-    if args.tune or args.tune_threads:
+    if (args.tune or args.tune_threads) and targets == ["cuda"]:
         raise UsageError(
             "--tune times CPU kernels; it does not apply to --target cuda yet (Triton kernels "
             "use each plan's default configuration)"

@@ -278,9 +278,16 @@ py::tuple value_info(const odc_value_info& info) {
 
 class Module {
  public:
-  Module(const std::string& path, bool verify_checksums, bool cuda_graphs) {
+  // target: "auto" (cuda when the driver and a matching GPU are there, else cpu), "cpu", "cuda".
+  Module(const std::string& path, bool verify_checksums, bool cuda_graphs,
+         const std::string& target) {
+    if (target != "auto" && target != "cpu" && target != "cuda") {
+      throw RuntimeFailure("target must be 'auto', 'cpu' or 'cuda', got '" + target + "'");
+    }
     const uint32_t flags = (verify_checksums ? ODC_LOAD_DEFAULT : ODC_LOAD_SKIP_CHECKSUMS) |
-                           (cuda_graphs ? 0u : ODC_LOAD_NO_CUDA_GRAPHS);
+                           (cuda_graphs ? 0u : ODC_LOAD_NO_CUDA_GRAPHS) |
+                           (target == "cpu" ? ODC_LOAD_TARGET_CPU : 0u) |
+                           (target == "cuda" ? ODC_LOAD_TARGET_CUDA : 0u);
     std::string error;
     {
       py::gil_scoped_release release;
@@ -312,6 +319,16 @@ class Module {
   }
   int64_t arena_size() const { return odc_module_arena_size(module_); }
   int64_t workspace_size() const { return odc_module_workspace_size(module_); }
+  std::string targets() const {
+    const char* text = odc_module_targets(module_);
+    if (text == nullptr) raise_last_error();
+    return text;
+  }
+  std::string target_note() const {
+    const char* text = odc_module_target_note(module_);
+    if (text == nullptr) raise_last_error();
+    return text;
+  }
   std::string device() const {
     return odc_module_device_type(module_) == ODC_DEVICE_CUDA ? "cuda" : "cpu";
   }
@@ -531,8 +548,12 @@ PYBIND11_MODULE(_runtime, m) {
         "returns the seconds of each timed call; outputs are written in place.");
 
   py::class_<Module>(m, "Module")
-      .def(py::init<const std::string&, bool, bool>(), py::arg("path"),
-           py::arg("verify_checksums") = true, py::arg("cuda_graphs") = true)
+      .def(py::init<const std::string&, bool, bool, const std::string&>(), py::arg("path"),
+           py::arg("verify_checksums") = true, py::arg("cuda_graphs") = true,
+           py::arg("target") = "auto")
+      .def_property_readonly("targets", &Module::targets, "the targets the module carries")
+      .def_property_readonly("target_note", &Module::target_note,
+                             "why loading skipped a target ('' when none was skipped)")
       .def_property_readonly("inputs", &Module::inputs, "[(name, dtype, shape)]")
       .def_property_readonly("outputs", &Module::outputs, "[(name, dtype, shape)]")
       .def_property_readonly("steps", &Module::steps, "[(kernel name, node)]")

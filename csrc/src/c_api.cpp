@@ -197,6 +197,14 @@ int32_t odc_module_device_type(const odc_module* module) {
   });
 }
 
+const char* odc_module_targets(const odc_module* module) {
+  return guarded<const char*>(nullptr, [&] { return get(module)->targets.c_str(); });
+}
+
+const char* odc_module_target_note(const odc_module* module) {
+  return guarded<const char*>(nullptr, [&] { return get(module)->target_note.c_str(); });
+}
+
 int32_t odc_module_cuda_stream(const odc_module* module, void** stream) {
   return guarded<int32_t>(-1, [&] {
     if (stream == nullptr) throw odc::Error("stream pointer is NULL");

@@ -19,6 +19,7 @@
 #include <unordered_map>
 
 #include "dtype.h"
+#include "loader.h"
 #include "module.h"
 #include "odc/registry.h"
 #include "sha256.h"
@@ -29,6 +30,7 @@ using json = nlohmann::json;
 
 namespace {
 
+constexpr int64_t kIndexFormatVersion = 3;  // docs/module-format.md, version 3
 constexpr int64_t kMaxJsonBytes = int64_t(256) << 20;
 constexpr int kMaxJsonDepth = 64;
 constexpr size_t kMaxEntries = size_t(1) << 24;  // values, steps, params of one step, ...
@@ -293,7 +295,11 @@ class Loader {
         flags_(flags),
         module_(new Module()) {}
 
-  std::unique_ptr<Module> load() {
+  // Every check of the format (manifest, each file's size and SHA-256, plan, signature),
+  // before any kernel is resolved, memory allocated or driver opened. A multi-target index
+  // (format_version 3) is only read as far as its header: is_index() then says so and index()
+  // holds its manifest (multi_target.cpp checks the rest).
+  void validate() {
     struct stat info;
     if (::stat(dir_.c_str(), &info) != 0) {
       throw Error("cannot open module " + show(dir_) + ": " + std::strerror(errno));
@@ -313,6 +319,10 @@ class Loader {
     json manifest = parse_json(manifest_bytes, "manifest.json");
     manifest_bytes = std::vector<uint8_t>();
     check_manifest_header(manifest);
+    if (version_ == kIndexFormatVersion) {
+      index_ = std::move(manifest);
+      return;
+    }
     read_files_table(manifest);
     read_signature(manifest, "inputs", &inputs_);
     read_signature(manifest, "outputs", &outputs_);
@@ -323,6 +333,17 @@ class Loader {
     read_plan(plan);
     bind_signature(inputs_, "inputs", Storage::kInput, &module_->inputs);
     bind_signature(outputs_, "outputs", Storage::kOutput, &module_->outputs);
+    module_->targets = module_->device == Device::kCuda ? "cuda" : "cpu";
+  }
+
+  bool is_index() const { return version_ == kIndexFormatVersion; }
+  const json& index() const { return index_; }
+  const std::string& root() const { return root_; }
+  const Module& module() const { return *module_; }
+
+  // After validate(): resolves the kernels and prepares the module to run (allocates its
+  // memory; a cuda module opens the driver, uploads its weights and loads its cubins).
+  std::unique_ptr<Module> finish() {
     resolve_kernels();
     module_->directory_ = dir_;
     const char* graphs = std::getenv("ODC_CUDA_GRAPHS");
@@ -374,6 +395,7 @@ class Loader {
       if (!hash->is_string()) throw invalid("manifest.json: source_model_sha256 must be a string");
     }
     version_ = version;
+    if (version == kIndexFormatVersion) return;  // a multi-target index: multi_target.cpp
     std::vector<std::string> targets;
     const json* targets_json = optional_member(manifest, "targets");
     if (targets_json != nullptr) {
@@ -994,12 +1016,31 @@ class Loader {
   std::vector<uint8_t> plan_bytes_;
   bool has_weights_ = false;
   int64_t version_ = 1;
+  json index_;  // format_version 3: the multi-target index manifest
 };
 
-std::unique_ptr<Module> Module::load(const std::string& directory, uint32_t flags) {
+ValidatedModule::ValidatedModule(const std::string& directory, uint32_t flags)
+    : loader_(new Loader(directory, flags)) {
   try {
-    return Loader(directory, flags).load();
+    loader_->validate();
   } catch (const json::exception& e) {  // a type check we missed: still one clean line
+    throw invalid(std::string("unexpected JSON content: ") + one_line(e.what()));
+  } catch (const std::bad_alloc&) {
+    throw invalid("out of memory while loading");
+  }
+}
+
+ValidatedModule::~ValidatedModule() = default;
+
+bool ValidatedModule::is_index() const { return loader_->is_index(); }
+const nlohmann::json& ValidatedModule::index() const { return loader_->index(); }
+const std::string& ValidatedModule::root() const { return loader_->root(); }
+const Module& ValidatedModule::module() const { return loader_->module(); }
+
+std::unique_ptr<Module> ValidatedModule::finish() {
+  try {
+    return loader_->finish();
+  } catch (const json::exception& e) {
     throw invalid(std::string("unexpected JSON content: ") + one_line(e.what()));
   } catch (const std::bad_alloc&) {
     throw invalid("out of memory while loading");

@@ -118,6 +118,8 @@ class Module {
   int32_t num_threads = 1;
   Device device = Device::kCpu;
   std::string cuda_arch;     // manifest cuda.arch, e.g. "sm_90"
+  std::string targets;       // the targets the module directory carries: "cpu", "cpu,cuda"...
+  std::string target_note;   // why loading skipped a target ("" when none was skipped)
   bool cuda_graphs = true;   // capture the first run into a CUDA graph, replay it later
   void* cuda_stream() const;  // the CUstream runs are ordered on (NULL for CPU modules)
   // Device memory in the module's context (device outputs); freed with cuda_free.
@@ -127,6 +129,7 @@ class Module {
  private:
   Module() = default;
   friend class Loader;
+  friend class ValidatedModule;
   void prepare();  // allocates memory and builds the descriptors (after validation)
   void prepare_cuda();  // opens the driver, uploads weights, loads cubins (cuda_executor.cpp)
   void run_cuda(const odc_tensor* inputs, const odc_tensor* outputs, double* step_seconds,

@@ -2,6 +2,11 @@
 //
 //   odc-run MODULE_DIR [--input NAME=FILE.npy ...] [--iterations N] [--warmup N]
 //           [--threads N] [--seed N] [--save-outputs DIR] [--no-verify] [--no-cuda-graphs]
+//           [--target cpu|cuda|auto]
+//
+// A module compiled for several targets (--target cpu,cuda) runs on cuda when the NVIDIA driver
+// is found and GPU 0 can run its cubins, else on cpu (the runner prints which, and why it
+// skipped cuda); --target forces one.
 //
 // Modules that target cuda run on the GPU (device 0): inputs are copied from host memory,
 // outputs back, and the latency is that of the whole run (copies and synchronization included;
@@ -41,12 +46,13 @@ struct Options {
   std::string save_dir;
   bool verify = true;
   bool cuda_graphs = true;
+  uint32_t target_flags = 0;  // ODC_LOAD_TARGET_*; 0: auto
 };
 
 const char kUsage[] =
     "usage: odc-run MODULE_DIR [--input NAME=FILE.npy ...] [--iterations N] [--warmup N]\n"
     "               [--threads N] [--seed N] [--save-outputs DIR] [--no-verify]\n"
-    "               [--no-cuda-graphs]\n";
+    "               [--no-cuda-graphs] [--target cpu|cuda|auto]\n";
 
 struct UsageError : odc::Error {
   using odc::Error::Error;
@@ -61,6 +67,13 @@ long parse_count(const char* flag, const char* text, long min, long max) {
                      std::to_string(max) + "], got '" + text + "'");
   }
   return value;
+}
+
+uint32_t parse_target(const std::string& text) {
+  if (text == "cpu") return ODC_LOAD_TARGET_CPU;
+  if (text == "cuda") return ODC_LOAD_TARGET_CUDA;
+  if (text == "auto") return 0;
+  throw UsageError("--target expects cpu, cuda or auto, got '" + text + "'");
 }
 
 Options parse_args(int argc, char** argv) {
@@ -95,6 +108,8 @@ Options parse_args(int argc, char** argv) {
       options.verify = false;
     } else if (arg == "--no-cuda-graphs") {
       options.cuda_graphs = false;
+    } else if (arg == "--target") {
+      options.target_flags = parse_target(value());
     } else if (!arg.empty() && arg[0] == '-') {
       throw UsageError("unknown option " + arg);
     } else if (options.module_dir.empty()) {
@@ -206,16 +221,27 @@ void print_output(const odc_value_info& info, const uint8_t* data) {
   }
 }
 
+// "device: cpu (targets cpu,cuda; cuda skipped: NVIDIA driver not found (libcuda.so.1))"
+void print_target(const odc_module* module) {
+  const char* device = odc_module_device_type(module) == ODC_DEVICE_CUDA ? "cuda" : "cpu";
+  const char* targets = odc_module_targets(module);
+  const char* note = odc_module_target_note(module);
+  std::printf("device: %s (targets %s%s%s)\n", device, targets ? targets : "?",
+              note && *note ? "; " : "", note ? note : "");
+}
+
 int run_main(int argc, char** argv) {
   Options options = parse_args(argc, argv);
   const uint32_t flags = (options.verify ? ODC_LOAD_DEFAULT : ODC_LOAD_SKIP_CHECKSUMS) |
-                         (options.cuda_graphs ? 0u : ODC_LOAD_NO_CUDA_GRAPHS);
+                         (options.cuda_graphs ? 0u : ODC_LOAD_NO_CUDA_GRAPHS) |
+                         options.target_flags;
   odc_module* module = odc_module_load(options.module_dir.c_str(), flags);
   if (module == nullptr) throw odc::Error(odc_last_error());
   struct Freer {
     odc_module* m;
     ~Freer() { odc_module_free(m); }
   } freer{module};
+  print_target(module);
   if (options.threads > 0 && odc_module_set_num_threads(module, int32_t(options.threads)) != 0) {
     throw odc::Error(odc_last_error());
   }

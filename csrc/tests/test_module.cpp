@@ -217,7 +217,7 @@ void test_null_arguments() {
   odc_module_free(nullptr);
   CHECK(std::string(odc_dtype_name(ODC_BFLOAT16)) == "bfloat16");
   CHECK(odc_dtype_name(99) == nullptr && odc_dtype_size(99) == 0 && odc_dtype_size(ODC_INT64) == 8);
-  CHECK(odc_runtime_format_version() == 2);
+  CHECK(odc_runtime_format_version() == 3);
   CHECK(odc::builtin_registration_errors().empty());
 }
 
@@ -261,8 +261,8 @@ void test_named_errors(const std::string& base) {
     std::string expected;
   };
   const std::vector<Case> cases = {
-      {"manifest.json", [](json& m) { m["format_version"] = 3; }, false,
-       "invalid module: manifest.json: format_version 3 is newer than this runtime (2)"},
+      {"manifest.json", [](json& m) { m["format_version"] = 4; }, false,
+       "invalid module: manifest.json: format_version 4 is newer than this runtime (3)"},
       {"manifest.json", [](json& m) { m["format"] = "zip"; }, false,
        "invalid module: manifest.json: format 'zip' is not 'onnx-deploy-module'"},
       {"manifest.json", [](json& m) { m["files"]["weights.bin"]["size"] = 81; }, false,

@@ -9,6 +9,9 @@ plan memory (checked independently) -> ``write_module``. Returns a :class:`Compi
 (``target_cuda.prepare_graph`` / ``partition_options``: one GEMM for Q, K, V, attention
 groups), the bound groups are lowered to Triton cubins (``target_cuda.py``; no fallback, no
 CPU tactics) and the module is written in format version 2.
+
+``target="cpu,cuda"``: ``multi_target.py`` optimizes once and runs ``lower_model`` per target
+into one module directory (format version 3) that picks its target at load.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +49,7 @@ class CompileOptions:
     Attributes:
         optimize: The graph optimizer's settings (level, ``input_shapes``, check...).
         no_fallback: Refuse the reference fallback (``UnsupportedOpError`` instead).
-        target: The target recorded in the manifest (``cpu``).
+        target: ``cpu``, ``cuda``, or several separated by commas (``cpu,cuda``).
         tune: Time the qualifying native candidates of each group and keep the fastest
             (``optimizer.lower.tactics``); without it a cached winner is used, else the
             rule-based kernel.
@@ -148,8 +151,12 @@ def compile_model(
     out_dir: str | os.PathLike[str],
     options: CompileOptions | None = None,
     progress: Callable[[str], None] | None = None,
-) -> CompileReport:
+) -> Any:
     """Compiles ``model`` (not modified) into the module directory ``out_dir``.
+
+    ``options.target`` names one target (``cpu``, ``cuda``) or several separated by commas
+    (``cpu,cuda``: one module carrying a plan per target, ``multi_target.py``; the report is
+    then a ``MultiTargetReport``).
 
     Raises:
         UnsupportedModelError: an unpinned symbolic input dimension, a data-dependent shape.
@@ -157,14 +164,51 @@ def compile_model(
             any kernel).
     """
     options = options or CompileOptions()
+    targets = parse_targets(options.target)
+    if len(targets) > 1:
+        from optimizer.lower.multi_target import compile_multi_target
+
+        return compile_multi_target(model, out_dir, options, targets, progress)
     start = time.perf_counter()
-    cuda = _cuda_options(options)
+    _cuda_options(options)  # usage errors before the (slow) optimizer runs
+    optimized, opt_report = optimize_for_lowering(model, options, progress)
+    return lower_model(optimized, out_dir, options, opt_report, start)
+
+
+def parse_targets(target: str | Sequence[str]) -> list[str]:
+    """``"cpu,cuda"`` (or ``["cpu", "cuda"]``) -> ``["cpu", "cuda"]``, checked (UsageError)."""
+    from optimizer.module.multi_target import check_targets
+
+    names = target.split(",") if isinstance(target, str) else list(target)
+    names = [n.strip() for n in names]
+    check_targets(names)
+    return names
+
+
+def optimize_for_lowering(
+    model: Model, options: CompileOptions, progress: Callable[[str], None] | None = None
+) -> tuple[Model, OptimizeReport | None]:
+    """The target-independent front: pin input shapes, optimize, require static shapes."""
     pinned = model.copy()
     if options.optimize.input_shapes:
         ir.pin_input_shapes(pinned, options.optimize.input_shapes)
     require_pinned_inputs(pinned)
     optimized, opt_report = optimize_model(model, options.optimize, progress)
     require_static_shapes(optimized)
+    return optimized, opt_report
+
+
+def lower_model(
+    optimized: Model,
+    out_dir: str | os.PathLike[str],
+    options: CompileOptions,
+    opt_report: OptimizeReport | None = None,
+    start: float | None = None,
+) -> CompileReport:
+    """Lowers an optimized model (modified: weights pre-packed...) for ``options.target`` (one
+    target) and writes the module ``out_dir``."""
+    start = time.perf_counter() if start is None else start
+    cuda = _cuda_options(options)
     prepack_weights(optimized)
     if cuda is not None:
         from optimizer.lower.target_cuda import prepare_graph

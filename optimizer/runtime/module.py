@@ -84,17 +84,27 @@ class CompiledModule:
     """
 
     def __init__(
-        self, path: str | os.PathLike, *, verify_checksums: bool = True, cuda_graphs: bool = True
+        self,
+        path: str | os.PathLike,
+        *,
+        verify_checksums: bool = True,
+        cuda_graphs: bool = True,
+        target: str = "auto",
     ) -> None:
         self.path = os.fspath(path)
-        self._module = _native().Module(self.path, verify_checksums, cuda_graphs)
+        if target not in ("auto", "cpu", "cuda"):
+            raise ModuleError(f"target must be 'auto', 'cpu' or 'cuda', got {target!r}")
+        self._module = _native().Module(self.path, verify_checksums, cuda_graphs, target)
+        if self._module.target_note:  # auto skipped cuda: say why, once
+            logger.info("%s: %s; running on %s", self.path, self._module.target_note, self.device)
         self.inputs = [TensorInfo(n, d, tuple(s)) for n, d, s in self._module.inputs]
         self.outputs = [TensorInfo(n, d, tuple(s)) for n, d, s in self._module.outputs]
 
     def __repr__(self) -> str:
         ins = ", ".join(map(str, self.inputs))
         outs = ", ".join(map(str, self.outputs))
-        return f"CompiledModule({self.path!r}, inputs=[{ins}], outputs=[{outs}])"
+        return (f"CompiledModule({self.path!r}, device={self.device!r}, inputs=[{ins}], "
+                f"outputs=[{outs}])")  # fmt: skip
 
     @property
     def num_threads(self) -> int:
@@ -118,8 +128,20 @@ class CompiledModule:
 
     @property
     def device(self) -> str:
-        """Where the module runs: ``"cpu"`` or ``"cuda"``."""
+        """Where the module runs: ``"cpu"`` or ``"cuda"`` (the target loading picked)."""
         return self._module.device
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The targets the module directory carries (``("cpu", "cuda")`` for ``--target
+        cpu,cuda``)."""
+        return tuple(self._module.targets.split(","))
+
+    @property
+    def target_note(self) -> str:
+        """Why loading skipped a target, e.g. ``"cuda skipped: NVIDIA driver not found
+        (libcuda.so.1)"``; ``""`` when nothing was skipped."""
+        return self._module.target_note
 
     def _device_input(
         self, info: TensorInfo, value: Any, what: str = "input", stream: int | None = None
@@ -312,7 +334,11 @@ _DLPACK_CUDA = (2, 13)
 
 
 def load(
-    path: str | os.PathLike, *, verify_checksums: bool = True, cuda_graphs: bool = True
+    path: str | os.PathLike,
+    *,
+    verify_checksums: bool = True,
+    cuda_graphs: bool = True,
+    target: str = "auto",
 ) -> CompiledModule:
     """Loads a compiled module directory (docs/module-format.md) into the C++ runtime.
 
@@ -323,9 +349,16 @@ def load(
         cuda_graphs: cuda modules: capture the plan into a CUDA graph on the first run and
             replay it after (the default); False launches every step on each run, for
             debugging (as does the environment variable ``ODC_CUDA_GRAPHS=0``).
+        target: which plan of a module compiled for several targets (``--target cpu,cuda``)
+            to run: ``"auto"`` (cuda when the NVIDIA driver is found and GPU 0 can run the
+            module's cubins, else cpu; ``target_note`` says why cuda was skipped), ``"cpu"`` or
+            ``"cuda"`` (forcing cuda without a driver fails). A single-target module loads as
+            it is; forcing another target fails.
 
     Raises:
         ModuleError: the module is missing, damaged, of another format version, or needs a
             kernel this runtime cannot provide; the message names what and where.
     """
-    return CompiledModule(path, verify_checksums=verify_checksums, cuda_graphs=cuda_graphs)
+    return CompiledModule(
+        path, verify_checksums=verify_checksums, cuda_graphs=cuda_graphs, target=target
+    )

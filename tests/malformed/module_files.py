@@ -207,9 +207,9 @@ def format_damage(base: str) -> Iterator[ModuleCase]:
     for version, msg in (
         (0, "format_version 0 is not valid"),
         (-1, "format_version -1 is not valid"),
-        (3, "format_version 3 is newer than this runtime (2)"),
-        (999, "format_version 999 is newer than this runtime (2)"),
-        (2**63 - 1, "is newer than this runtime (2)"),
+        (4, "format_version 4 is newer than this runtime (3)"),
+        (999, "format_version 999 is newer than this runtime (3)"),
+        (2**63 - 1, "is newer than this runtime (3)"),
         (-(2**63), "is not valid"),
         (2**64, "format_version must be an integer, got a float"),
         ("1", "format_version must be an integer, got a string"),

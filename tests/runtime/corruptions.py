@@ -112,8 +112,8 @@ CORRUPTIONS: list[tuple[str, Callable[[Path], None], str]] = [
     ),
     (
         "format_version_newer",
-        _manifest(lambda m: m.update(format_version=3)),
-        "invalid module: manifest.json: format_version 3 is newer than this runtime (2)",
+        _manifest(lambda m: m.update(format_version=4)),
+        "invalid module: manifest.json: format_version 4 is newer than this runtime (3)",
     ),
     (
         "format_version_zero",
@@ -552,9 +552,9 @@ CUDA_CORRUPTIONS: list[tuple[str, Callable[[Path], None], str]] = [
         "manifest.json: target 'cuda' needs format_version 2 (this is 1)",
     ),
     (
-        "format_version_3",
-        _manifest(lambda m: m.update(format_version=3)),
-        "invalid module: manifest.json: format_version 3 is newer than this runtime (2)",
+        "format_version_4",
+        _manifest(lambda m: m.update(format_version=4)),
+        "invalid module: manifest.json: format_version 4 is newer than this runtime (3)",
     ),
     (
         "cpu_kernel_in_cuda_module",

@@ -293,7 +293,7 @@ def test_builtin_registry_has_no_conflicts():
     assert {"test.add_f32", "test.relu_f32", "test.matmul_f32_naive"} <= set(
         _runtime.builtin_kernels()
     )
-    assert _runtime.FORMAT_VERSION == 2
+    assert _runtime.FORMAT_VERSION == 3
     assert _runtime.ABI_VERSION == 1
 
 

@@ -21,7 +21,7 @@ extern "C" {
 #endif
 
 #define ODC_MODULE_FORMAT_NAME "onnx-deploy-module"
-#define ODC_MODULE_FORMAT_VERSION 2
+#define ODC_MODULE_FORMAT_VERSION 3
 
 typedef struct odc_module odc_module;
 
@@ -34,6 +34,14 @@ typedef struct odc_module odc_module;
  * on the first run and replaying it (for debugging; the environment variable
  * ODC_CUDA_GRAPHS=0 does the same). */
 #define ODC_LOAD_NO_CUDA_GRAPHS 2u
+/* Which target of a multi-target module (format version 3, `--target cpu,cuda`) to load. By
+ * default (neither flag): cuda when the NVIDIA driver opens and GPU 0 can run the module's
+ * cubins, else cpu (odc_module_target_note says why cuda was skipped). A forced target the
+ * module does not carry fails ("module has no cuda target (it carries cpu)"); forcing cuda
+ * without a driver fails with the driver error. Single-target modules load as they are; a
+ * forced target other than theirs fails the same way. */
+#define ODC_LOAD_TARGET_CPU 4u
+#define ODC_LOAD_TARGET_CUDA 8u
 
 /* A signature entry (an input or output of the module). Pointers stay valid until the module
  * is freed. */
@@ -117,6 +125,15 @@ int32_t odc_module_profile(odc_module* module, const odc_tensor* inputs, int32_t
 
 /* The device a module runs on: ODC_DEVICE_CPU or ODC_DEVICE_CUDA; -1 on error. */
 int32_t odc_module_device_type(const odc_module* module);
+
+/* The targets the module directory carries, comma-separated in manifest order ("cpu",
+ * "cuda", "cpu,cuda"); NULL on error. Valid until the module is freed. */
+const char* odc_module_targets(const odc_module* module);
+
+/* Why loading skipped a target the module carries, one line, e.g. "cuda skipped: NVIDIA driver
+ * not found (libcuda.so.1)"; "" when nothing was skipped; NULL on error. Valid until the
+ * module is freed. */
+const char* odc_module_target_note(const odc_module* module);
 
 /* CUDA modules: the CUstream every run is ordered on (stored in *stream; NULL for a CPU
  * module). For DLPack producers: pass it as the consumer stream. */
