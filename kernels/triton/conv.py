@@ -102,9 +102,12 @@ def _igemm_operands(
     DH: tl.constexpr, DW: tl.constexpr, CG: tl.constexpr, MG: tl.constexpr,
     W_LAYOUT: tl.constexpr, TRANSPOSED: tl.constexpr, FLAT_K: tl.constexpr,
     POINTWISE: tl.constexpr, UPCAST: tl.constexpr, BLOCK_K: tl.constexpr,
+    X_NHWC: tl.constexpr = False, C: tl.constexpr = 0,
 ):  # fmt: skip
     """K step ``it``: the ``[BLOCK_CO, BLOCK_K]`` weight slice and the gathered
-    ``[BLOCK_K, BLOCK_P]`` input slice (zeros where the padding or the K edge is)."""
+    ``[BLOCK_K, BLOCK_P]`` input slice (zeros where the padding or the K edge is). With
+    ``X_NHWC`` X is channels-last (``x_img`` points at each pixel's image and group channel 0):
+    a tap's ``BLOCK_K`` channels are contiguous, so the gather becomes vector loads."""
     KHW = KH * KW
     if FLAT_K:
         kk = it * BLOCK_K + rk
@@ -115,7 +118,10 @@ def _igemm_operands(
             H, W, SH, SW, PT, PL, DH, DW, TRANSPOSED,
         )  # fmt: skip
         ok = ok & (kk < CG * KHW)[:, None]
-        xs = tl.load(x_img[None, :] + c[:, None] * (H * W) + ih * W + iw, mask=ok, other=0.0)
+        if X_NHWC:
+            xs = tl.load(x_img[None, :] + c[:, None] + (ih * W + iw) * C, mask=ok, other=0.0)
+        else:
+            xs = tl.load(x_img[None, :] + c[:, None] * (H * W) + ih * W + iw, mask=ok, other=0.0)
         w_off = _w_offsets(c[None, :], t[None, :], wco[:, None], g, CG, MG, KHW, W_LAYOUT)
         ws = tl.load(w_ptr + w_off, mask=(kk < CG * KHW)[None, :], other=0.0)
     else:
@@ -129,7 +135,10 @@ def _igemm_operands(
             ih, iw, ok = _in_coords(
                 oh, ow, t // KW, t % KW, H, W, SH, SW, PT, PL, DH, DW, TRANSPOSED
             )
-            x_ptrs = x_img[None, :] + rc[:, None] * (H * W) + (ih * W + iw)[None, :]
+            if X_NHWC:
+                x_ptrs = x_img[None, :] + rc[:, None] + ((ih * W + iw) * C)[None, :]
+            else:
+                x_ptrs = x_img[None, :] + rc[:, None] * (H * W) + (ih * W + iw)[None, :]
             ok = ok[None, :] & (rc[:, None] < CG)
         w_ptrs = w_ptr + _w_offsets(rc[None, :], t, wco[:, None], g, CG, MG, KHW, W_LAYOUT)
         if CG % BLOCK_K == 0:
@@ -192,7 +201,7 @@ def conv2d_igemm_kernel(
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, RESIDUAL_AFTER_ACT: tl.constexpr,
     ACT: tl.constexpr, DOT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_CO: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_CO: tl.constexpr,
-    SPLIT_K: tl.constexpr, K_PER_SPLIT: tl.constexpr,
+    SPLIT_K: tl.constexpr, K_PER_SPLIT: tl.constexpr, X_NHWC: tl.constexpr,
 ):  # fmt: skip
     """A ``BLOCK_CO x BLOCK_P`` tile (channels x pixels) of group ``program_id(1)``, over the
     K steps of split ``program_id(2)`` (all of them when ``SPLIT_K == 1``)."""
@@ -235,7 +244,10 @@ def conv2d_igemm_kernel(
         q = wp % OHW
         oh = q // OW
         ow = q % OW
-        x_img = x_ptr + (n * C + g * CG) * (H * W)  # [BLOCK_P] pointers to (n, first channel)
+        if X_NHWC:  # [BLOCK_P] pointers to (n, pixel 0, first channel of the group)
+            x_img = x_ptr + n * (H * W * C) + g * CG
+        else:  # [BLOCK_P] pointers to (n, first channel)
+            x_img = x_ptr + (n * C + g * CG) * (H * W)
         x_pix = x_img  # (unused in this mode)
 
     acc = tl.zeros((BLOCK_CO, BLOCK_P), dtype=tl.float32)
@@ -253,13 +265,13 @@ def conv2d_igemm_kernel(
         ws, xs = _igemm_operands(
             k_first, x_img, x_pix, oh, ow, wco, g, rk, w_ptr,
             H, W, KH, KW, SH, SW, PT, PL, DH, DW, CG, MG, W_LAYOUT, TRANSPOSED, FLAT_K,
-            POINTWISE, UPCAST, BLOCK_K,
+            POINTWISE, UPCAST, BLOCK_K, X_NHWC, C,
         )  # fmt: skip
         for it in range(k_first, k_end):
             ws_next, xs_next = _igemm_operands(
                 tl.minimum(it + 1, k_end - 1), x_img, x_pix, oh, ow, wco, g, rk, w_ptr,
                 H, W, KH, KW, SH, SW, PT, PL, DH, DW, CG, MG, W_LAYOUT, TRANSPOSED, FLAT_K,
-                POINTWISE, UPCAST, BLOCK_K,
+                POINTWISE, UPCAST, BLOCK_K, X_NHWC, C,
             )  # fmt: skip
             acc = tl.dot(ws, xs, acc, input_precision=DOT_PRECISION)
             ws = ws_next
@@ -270,7 +282,7 @@ def conv2d_igemm_kernel(
             ws, xs = _igemm_operands(
                 it, x_img, x_pix, oh, ow, wco, g, rk, w_ptr,
                 H, W, KH, KW, SH, SW, PT, PL, DH, DW, CG, MG, W_LAYOUT, TRANSPOSED, FLAT_K,
-                POINTWISE, UPCAST, BLOCK_K,
+                POINTWISE, UPCAST, BLOCK_K, X_NHWC, C,
             )  # fmt: skip
             acc = tl.dot(ws, xs, acc, input_precision=DOT_PRECISION)
 
@@ -466,6 +478,14 @@ def _common(
     return dtype, x, y, b, r
 
 
+def _nchw_view(inputs: Sequence[TensorDesc | None], x_nhwc: bool) -> Sequence[TensorDesc | None]:
+    """With ``x_nhwc`` X arrives as ``[N, H, W, C]``: its NCHW description for the checks."""
+    if not x_nhwc or inputs[0] is None or len(inputs[0].shape) != 4:
+        return inputs
+    n, h, w, c = inputs[0].shape
+    return [TensorDesc((n, c, h, w), inputs[0].dtype), *inputs[1:]]
+
+
 def _geometry(
     entry: str, ip: Sequence[int], x: tuple[int, ...], kh: int, kw: int
 ) -> tuple[int, ...]:
@@ -479,7 +499,7 @@ def _launch_igemm(
     name: str, dtype: str, x: tuple[int, ...], y: tuple[int, ...], kh: int, kw: int,
     geom: tuple[int, ...], w_layout: int, transposed: bool, b, r, act: int, rafter: int,
     fparams: Sequence[float], config: TileConfig | None, allow_tf32: bool,
-    prefetch: bool | None = None, split_k: int | None = None,
+    prefetch: bool | None = None, split_k: int | None = None, x_nhwc: bool = False,
 ) -> TritonLaunch:  # fmt: skip
     sh, sw, pt, pl, _, _, dh, dw, group = geom
     nb, c, h, w = x
@@ -496,7 +516,7 @@ def _launch_igemm(
         )[0]
     )
     flat_k = cg < cfg.block_k
-    pointwise = pointwise_geometry and not flat_k
+    pointwise = pointwise_geometry and not flat_k and not x_nhwc
     num_p = (
         nb * triton.cdiv(y[2] * y[3], cfg.block_n)
         if pointwise
@@ -546,7 +566,9 @@ def _launch_igemm(
             "FLAT_K": flat_k,
             "POINTWISE": pointwise,
             "PREFETCH": (
-                register_prefetch(dtype, pointwise, cg * kh * kw) if prefetch is None else prefetch
+                register_prefetch(dtype, pointwise or x_nhwc, cg * kh * kw)
+                if prefetch is None
+                else prefetch
             ),
             "HAS_BIAS": b is not None,
             "HAS_RES": r is not None,
@@ -560,6 +582,7 @@ def _launch_igemm(
             "GROUP_CO": cfg.group_m,
             "SPLIT_K": splits,
             "K_PER_SPLIT": k_per_split,
+            "X_NHWC": x_nhwc,
         },
         grid=(triton.cdiv(mg, cfg.block_m) * num_p, group, splits),
         num_warps=cfg.num_warps,
@@ -597,10 +620,12 @@ def plan_conv2d(
     allow_tf32: bool = False,
     prefetch: bool | None = None,
     split_k: int | None = None,
+    x_nhwc: bool = False,
 ) -> TritonLaunch:
     """Plan of ``conv2d_f32``: W in ONNX layout ``[Co, C/group, KH, KW]``."""
     entry = "conv2d_f32"
     check_params(iparams, fparams, 11, 2, entry)
+    inputs = _nchw_view(inputs, x_nhwc)
     dtype, x, y, b, r = _common(entry, inputs, outputs, False)
     wshape = inputs[1].shape
     if len(wshape) != 4:
@@ -614,7 +639,7 @@ def plan_conv2d(
     _check_out(entry, y, _conv_out(x, kh, kw, geom, co))
     return _launch_igemm(
         "triton.conv2d_igemm", dtype, x, y, kh, kw, geom, 0, False, b, r, act, iparams[10],
-        fparams, config, allow_tf32, prefetch, split_k,
+        fparams, config, allow_tf32, prefetch, split_k, x_nhwc,
     )  # fmt: skip
 
 
@@ -628,10 +653,12 @@ def plan_conv2d_packed(
     allow_tf32: bool = False,
     prefetch: bool | None = None,
     split_k: int | None = None,
+    x_nhwc: bool = False,
 ) -> TritonLaunch:
     """Plan of ``conv2d_packed_f32``: W packed in 32-wide output-channel panels (params.md)."""
     entry = "conv2d_packed_f32"
     check_params(iparams, fparams, 14, 2, entry)
+    inputs = _nchw_view(inputs, x_nhwc)
     dtype, x, y, b, r = _common(entry, inputs, outputs, False)
     co, kh, kw = (int(v) for v in iparams[11:14])
     geom = _geometry(entry, iparams, x, kh, kw)
@@ -646,7 +673,7 @@ def plan_conv2d_packed(
     _check_out(entry, y, _conv_out(x, kh, kw, geom, co))
     return _launch_igemm(
         "triton.conv2d_igemm", dtype, x, y, kh, kw, geom, 1, False, b, r, act, iparams[10],
-        fparams, config, allow_tf32, prefetch, split_k,
+        fparams, config, allow_tf32, prefetch, split_k, x_nhwc,
     )  # fmt: skip
 
 
@@ -660,10 +687,13 @@ def plan_conv_transpose2d(
     allow_tf32: bool = False,
     prefetch: bool | None = None,
     split_k: int | None = None,
+    x_nhwc: bool = False,
 ) -> TritonLaunch:
-    """Plan of ``conv_transpose2d_f32``: a gather-form implicit GEMM (needs no workspace)."""
+    """Plan of ``conv_transpose2d_f32``: a gather-form implicit GEMM (a workspace only when the
+    reduction is split)."""
     entry = "conv_transpose2d_f32"
     check_params(iparams, fparams, 13, 2, entry)
+    inputs = _nchw_view(inputs, x_nhwc)
     dtype, x, y, b, r = _common(entry, inputs, outputs, True)
     wshape = inputs[1].shape
     if len(wshape) != 4:
@@ -684,7 +714,7 @@ def plan_conv_transpose2d(
     _check_out(entry, y, (x[0], mg * group, oh, ow))
     return _launch_igemm(
         "triton.conv_transpose2d_igemm", dtype, x, y, kh, kw, geom, 2, True, b, r, act,
-        iparams[12], fparams, config, allow_tf32, prefetch, split_k,
+        iparams[12], fparams, config, allow_tf32, prefetch, split_k, x_nhwc,
     )  # fmt: skip
 
 

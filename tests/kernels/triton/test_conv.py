@@ -426,3 +426,33 @@ def test_split_k_rule() -> None:
     assert (
         lau.constexprs["SPLIT_K"] == 1 and lau.workspace == 0 and lau.args["ws_ptr"].kind == "null"
     )
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_channels_last_input(device: str, dtype: str, transposed: bool) -> None:
+    """X given channels-last ([N, H, W, C]): the same Y (NCHW) as from NCHW X, through the
+    tap-major loop (Cg >= BLOCK_K), the flat one (narrow groups) and split-K."""
+    from optimizer.kernels.triton.gemm import TileConfig
+
+    rng = np.random.default_rng(31)
+    n, c, h, w, co, group = 2, 40, 6, 7, 12, 2
+    geom = (1, 2, 1, 0, 1, 1, 1, 1, group)
+    x, b = rand(rng, n, c, h, w), rand(rng, co)
+    x_cl = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    for cfg, split in ((TileConfig(16, 32, 16, 4, 4, 2), None), (TileConfig(16, 32, 32, 4, 4, 2), None),
+                       (TileConfig(16, 32, 16, 4, 4, 2), 3)):  # fmt: skip
+        if transposed:
+            wt = rand(rng, c, co // group, 3, 3)
+            oh, ow = (h - 1) - 2 + 3, (w - 1) * 2 - 1 + 3
+            ip = [1, 2, 1, 0, 1, 1, 1, 1, group, 0, 0, 0, 0]
+            plan, y_shape = plan_conv_transpose2d, (n, co, oh, ow)
+        else:
+            wt = rand(rng, co, c // group, 3, 3)
+            plan, y_shape, ip = plan_conv2d, (n, co, *out_hw(h, w, 3, 3, geom)), [*geom, 0, 0]
+        want, _, _ = launch(device, plan, [x, wt, b], y_shape, ip, [0, 0], dtype=dtype,
+                            config=cfg, split_k=split)  # fmt: skip
+        got, _, lau = launch(device, plan, [x_cl, wt, b], y_shape, ip, [0, 0], dtype=dtype,
+                             config=cfg, split_k=split, x_nhwc=True)  # fmt: skip
+        assert lau.constexprs["X_NHWC"] and not lau.constexprs["POINTWISE"]
+        np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype] * 10)
