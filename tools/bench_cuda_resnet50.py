@@ -40,7 +40,10 @@ NAME = "resnet50_big"
 def prepare(out: Path, precision: str, slim: bool) -> None:
     import onnxruntime as ort
 
-    src = zoo.zoo_dir([NAME])
+    from tools.time_big import default_cache_dir, ensure_model
+
+    src = default_cache_dir()  # the big model's own cache (not the default zoo's directory)
+    ensure_model(src)
     entry = next(e for e in zoo.load_index(src) if e["name"] == NAME)
     out.mkdir(parents=True, exist_ok=True)
     feeds = zoo.sample_inputs(entry, rng=1)

@@ -72,7 +72,8 @@ def plan_model(path: Path, entry: Mapping[str, Any]) -> dict[str, Any]:
 
 def zoo_rows(names: Sequence[str] | None = None, big: bool = False) -> list[dict[str, Any]]:
     root = zoo.zoo_dir()
-    entries = [(root, e) for e in zoo.load_index(root)]
+    # (the default zoo's models only: a directory may hold more, e.g. a big model built into it)
+    entries = [(root, e) for e in zoo.load_index(root) if e["name"] in zoo.MODELS]
     if big:
         from tools.time_big import default_cache_dir, ensure_model
 
