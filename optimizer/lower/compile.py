@@ -245,13 +245,11 @@ def _cuda_options(options: CompileOptions) -> Any:
         raise UsageError(f"--target {options.target}: unknown target (use cpu or cuda)")
     from optimizer.lower.target_cuda import CudaOptions, check_options
 
-    cuda = CudaOptions(options.arch, options.precision, options.allow_tf32, options.kernel_cache)
+    cuda = CudaOptions(options.arch, options.precision, options.allow_tf32, options.kernel_cache,
+                       tune=options.tune)  # fmt: skip
     check_options(cuda)
-    if options.tune:
-        raise UsageError(
-            "--tune times CPU kernels; it does not apply to --target cuda yet (Triton kernels "
-            "use each plan's default configuration)"
-        )
+    if options.tune_threads:
+        raise UsageError("--tune-threads times CPU kernels; it does not apply to --target cuda")
     return cuda
 
 
