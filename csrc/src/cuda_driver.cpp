@@ -50,6 +50,7 @@ void open_driver(DriverState* state) {
   ODC_RESOLVE(cuDeviceGetCount, "cuDeviceGetCount");
   ODC_RESOLVE(cuDeviceGet, "cuDeviceGet");
   ODC_RESOLVE(cuDeviceGetAttribute, "cuDeviceGetAttribute");
+  ODC_RESOLVE(cuDeviceGetName, "cuDeviceGetName");
   ODC_RESOLVE(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
   ODC_RESOLVE(cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2",
               "cuDevicePrimaryCtxRelease");
@@ -65,6 +66,7 @@ void open_driver(DriverState* state) {
   ODC_RESOLVE(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
   ODC_RESOLVE(cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
   ODC_RESOLVE(cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2");
+  ODC_RESOLVE(cuMemsetD8Async, "cuMemsetD8Async");
   ODC_RESOLVE(cuStreamCreate, "cuStreamCreate");
   ODC_RESOLVE(cuStreamDestroy, "cuStreamDestroy_v2", "cuStreamDestroy");
   ODC_RESOLVE(cuStreamSynchronize, "cuStreamSynchronize");

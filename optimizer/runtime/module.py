@@ -64,6 +64,40 @@ class StepTime:
     seconds: float
 
 
+@dataclass(frozen=True)
+class StepTactics:
+    """How one step's launch was chosen among its alternatives (cuda modules with tactics).
+
+    Attributes:
+        step: The step's index.
+        kernel: The step's kernel name.
+        node: The ONNX node the step came from.
+        names: Each candidate's configuration name (0: the step's own launch).
+        chosen: The candidate every run launches.
+        seconds: Each candidate's device time per launch (None: not timed in this load or
+            the cache).
+        source: ``"tuned"`` (timed at this load), ``"cache"`` (an earlier tuning on this GPU)
+            or ``"default"``.
+        key: The step's known-tactics table key.
+    """
+
+    step: int
+    kernel: str
+    node: str
+    names: tuple[str, ...]
+    chosen: int
+    seconds: tuple[float | None, ...]
+    source: str
+    key: str
+
+    def __str__(self) -> str:
+        parts = []
+        for i, (name, sec) in enumerate(zip(self.names, self.seconds)):
+            mark = "*" if i == self.chosen else ""
+            parts.append(f"{mark}{name or '?'} " + ("-" if sec is None else f"{sec * 1e6:.1f}us"))
+        return f"step {self.step} {self.kernel} ({self.node}), {self.source}: " + ", ".join(parts)
+
+
 def _native():
     try:
         from optimizer import _runtime
@@ -84,10 +118,18 @@ class CompiledModule:
     """
 
     def __init__(
-        self, path: str | os.PathLike, *, verify_checksums: bool = True, cuda_graphs: bool = True
+        self,
+        path: str | os.PathLike,
+        *,
+        verify_checksums: bool = True,
+        cuda_graphs: bool = True,
+        tune: bool = False,
     ) -> None:
         self.path = os.fspath(path)
-        self._module = _native().Module(self.path, verify_checksums, cuda_graphs)
+        self._module = _native().Module(self.path, verify_checksums, cuda_graphs, bool(tune))
+        note = self._module.tactics_note
+        if note:
+            logger.warning("%s", note)
         self.inputs = [TensorInfo(n, d, tuple(s)) for n, d, s in self._module.inputs]
         self.outputs = [TensorInfo(n, d, tuple(s)) for n, d, s in self._module.outputs]
 
@@ -115,6 +157,16 @@ class CompiledModule:
     def steps(self) -> list[tuple[str, str]]:
         """(kernel name, node) per step, in run order."""
         return [tuple(s) for s in self._module.steps]
+
+    def tactics(self) -> list[StepTactics]:
+        """Each step with alternative launches (``optimize --target cuda --tune``): the
+        candidates, their times and the one chosen at load; empty for other modules."""
+        steps = self.steps
+        return [
+            StepTactics(i, steps[i][0], steps[i][1], tuple(names), chosen, tuple(seconds),
+                        source, key)  # fmt: skip
+            for i, names, chosen, seconds, source, key in self._module.tactics
+        ]
 
     @property
     def device(self) -> str:
@@ -272,7 +324,11 @@ _DLPACK_CUDA = (2, 13)
 
 
 def load(
-    path: str | os.PathLike, *, verify_checksums: bool = True, cuda_graphs: bool = True
+    path: str | os.PathLike,
+    *,
+    verify_checksums: bool = True,
+    cuda_graphs: bool = True,
+    tune: bool = False,
 ) -> CompiledModule:
     """Loads a compiled module directory (docs/module-format.md) into the C++ runtime.
 
@@ -283,9 +339,16 @@ def load(
         cuda_graphs: cuda modules: capture the plan into a CUDA graph on the first run and
             replay it after (the default); False launches every step on each run, for
             debugging (as does the environment variable ``ODC_CUDA_GRAPHS=0``).
+        tune: cuda modules compiled with ``--tune``: time each step's alternative launches on
+            the GPU now (before the first run), keep the fastest and cache the choice in
+            ``$ODC_CACHE_DIR/cuda_tactics.json`` (as does ``ODC_CUDA_TUNE=1``); without it,
+            cached choices are reused, else each step's default launch runs. See
+            :meth:`CompiledModule.tactics`.
 
     Raises:
         ModuleError: the module is missing, damaged, of another format version, or needs a
             kernel this runtime cannot provide; the message names what and where.
     """
-    return CompiledModule(path, verify_checksums=verify_checksums, cuda_graphs=cuda_graphs)
+    return CompiledModule(
+        path, verify_checksums=verify_checksums, cuda_graphs=cuda_graphs, tune=tune
+    )
