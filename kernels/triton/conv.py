@@ -645,7 +645,7 @@ def plan_depthwise_conv2d(
     known = _depthwise_config(known_config(entry, inputs, outputs, iparams) or "")
     if block is None and num_warps is None and known is not None:
         block, num_warps = known
-    blk = block or max(64, min(1024, triton.next_power_of_2(pix)))
+    blk = block or _depthwise_rule(pix)[0]
     warps = num_warps or (4 if blk >= 256 else 2)
     return TritonLaunch(
         name="triton.depthwise_conv2d",
@@ -685,6 +685,12 @@ def plan_depthwise_conv2d(
         num_stages=1,
         tactic=f"b{blk}w{warps}",
     )
+
+
+def _depthwise_rule(pixels: int) -> tuple[int, int]:
+    """The rule's (block, warps) for planes of ``pixels`` output pixels."""
+    blk = max(64, min(1024, triton.next_power_of_2(pixels)))
+    return blk, 4 if blk >= 256 else 2
 
 
 _DEPTHWISE_KEY = re.compile(r"b(\d+)w(\d+)")
@@ -756,10 +762,12 @@ def plan_depthwise_alternatives(
     fparams: Sequence[float],
 ) -> list[TritonLaunch]:
     """Tactic candidates of ``depthwise_conv2d_f32``: half and quarter the pixel block (more
-    programs for small planes), and the default block with twice the warps."""
+    programs for small planes), the default block with twice the warps, and the rule's pick
+    when the default came from the known-tactics table."""
     default = plan_depthwise_conv2d(inputs, outputs, iparams, fparams)
     blk, warps = default.constexprs["BLOCK"], default.num_warps
-    configs = [(blk // 2, max(1, warps // 2)), (blk // 4, max(1, warps // 2)),
+    configs = [_depthwise_rule(outputs[0].shape[2] * outputs[0].shape[3]),
+               (blk // 2, max(1, warps // 2)), (blk // 4, max(1, warps // 2)),
                (blk, min(16, warps * 2))]  # fmt: skip
     seen = {(blk, warps)}
     out = []
