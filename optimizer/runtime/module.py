@@ -163,8 +163,9 @@ class CompiledModule:
         candidates, their times and the one chosen at load; empty for other modules."""
         steps = self.steps
         return [
-            StepTactics(i, steps[i][0], steps[i][1], tuple(names), chosen, tuple(seconds),
-                        source, key)  # fmt: skip
+            StepTactics(
+                i, steps[i][0], steps[i][1], tuple(names), chosen, tuple(seconds), source, key
+            )
             for i, names, chosen, seconds, source, key in self._module.tactics
         ]
 
