@@ -121,12 +121,14 @@ double time_candidate(CudaState& c, CudaState::Launch& l, EventPair& ev, const s
     return d.cuLaunchKernel(l.function, l.grid[0], l.grid[1], l.grid[2], l.block, 1, 1, l.shared,
                             c.stream, l.params.empty() ? nullptr : l.params.data(), nullptr);
   };
-  c.check(d.cuEventRecord(ev.start, c.stream), "cuEventRecord", what);
-  CUresult result = launch();
+  CUresult result = launch();  // warm-up (the first launch of a function may load it)
   if (result != kCudaSuccess) {
     *failure = "cuLaunchKernel: " + d.describe(result);
     return -1.0;
   }
+  c.check(d.cuStreamSynchronize(c.stream), "cuStreamSynchronize", what);
+  c.check(d.cuEventRecord(ev.start, c.stream), "cuEventRecord", what);
+  c.check(launch(), "cuLaunchKernel", what);
   c.check(d.cuEventRecord(ev.end, c.stream), "cuEventRecord", what);
   c.check(d.cuStreamSynchronize(c.stream), "cuStreamSynchronize", what);
   float ms = 0.0f;
