@@ -59,8 +59,11 @@ json read_cache(const std::string& path, std::string* note) {
   std::stringstream text;
   text << in.rdbuf();
   json cache = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (cache.is_discarded() || !cache.is_object() || cache.value("format", "") != kCacheFormat ||
-      !cache.contains("entries") || !cache["entries"].is_object()) {
+  // Every member is type-checked before use: a hostile cache must not fail the load.
+  const bool ok = !cache.is_discarded() && cache.is_object() && cache.contains("format") &&
+                  cache["format"].is_string() && cache["format"].get<std::string>() == kCacheFormat &&
+                  cache.contains("entries") && cache["entries"].is_object();
+  if (!ok) {
     *note = "tactics cache " + path + " is not a valid " + kCacheFormat + " file: ignored";
     return json::object();
   }
@@ -198,11 +201,14 @@ void Module::select_tactics() {
     auto it = cached.find(key_of(s));
     if (it == cached.end() || !it->is_object()) continue;
     const json& entry = *it;
-    const json* chosen = entry.contains("chosen") ? &entry["chosen"] : nullptr;
-    if (chosen == nullptr || !chosen->is_number_integer() || entry.value("count", -1) != count) {
-      continue;  // another shape of entry: not ours to trust
-    }
-    const int64_t index = chosen->get<int64_t>();
+    auto integer = [&](const char* member) -> int64_t {  // -1 unless a non-negative integer
+      if (!entry.contains(member)) return -1;
+      const json& v = entry[member];
+      if (v.is_number_unsigned()) return int64_t(std::min<uint64_t>(v.get<uint64_t>(), 1u << 30));
+      return v.is_number_integer() ? std::max<int64_t>(v.get<int64_t>(), -1) : -1;
+    };
+    if (integer("count") != count) continue;  // another shape of entry: not ours to trust
+    const int64_t index = integer("chosen");
     if (index < 0 || index >= count) continue;
     step.chosen = int32_t(index);
     step.tactic_source = "cache";

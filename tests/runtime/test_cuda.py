@@ -527,8 +527,12 @@ def test_gpu_tactics_tuned_cached_and_reused(tmp_path, cubin, monkeypatch):
     out = again.run(feeds)
     np.testing.assert_allclose(out["s"], want["s"], rtol=1e-6, atol=1e-6)
 
-    (tmp_path / "cache" / "cuda_tactics.json").write_text("{not json")
-    assert {t.source for t in runtime.load(directory).tactics()} == {"default"}
+    cache_file = tmp_path / "cache" / "cuda_tactics.json"
+    wrong_types = {k: {"count": "3", "chosen": [1], "seconds": "x"} for k in cache["entries"]}
+    for damaged in ("{not json", json.dumps({"format": 7}), json.dumps({**cache, "entries": 3}),
+                    json.dumps({**cache, "entries": wrong_types})):  # fmt: skip
+        cache_file.write_text(damaged)
+        assert {t.source for t in runtime.load(directory).tactics()} == {"default"}, damaged
     runtime.load(directory, tune=True)
     assert len(json.loads((tmp_path / "cache" / "cuda_tactics.json").read_text())["entries"]) == 2
 
