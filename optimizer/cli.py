@@ -69,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compile: time the native kernels that can run each conv group on the real shapes "
         "and keep the fastest (cached in $ODC_CACHE_DIR/tactics.json; without --tune a cached "
-        "winner is reused)",
+        "winner is reused); --target cuda: also compile alternative launch configurations of "
+        "each GEMM / convolution step, which the runtime times on the GPU at load with "
+        "load(..., tune=True) or odc-run --tune (cached in $ODC_CACHE_DIR/cuda_tactics.json)",
     )
     p.add_argument(
         "--tune-threads",
@@ -290,11 +292,8 @@ def _target_flags(args: argparse.Namespace) -> tuple[str, str, str]:
         raise UsageError(
             f"--precision {precision}: unknown precision (use one of {', '.join(PRECISIONS)})"
         )
-    if (args.tune or args.tune_threads) and targets == ["cuda"]:
-        raise UsageError(
-            "--tune times CPU kernels; it does not apply to --target cuda yet (Triton kernels "
-            "use each plan's default configuration)"
-        )
+    if args.tune_threads and targets == ["cuda"]:
+        raise UsageError("--tune-threads times CPU kernels; it does not apply to --target cuda")
     return target, arch, precision
 
 

@@ -279,15 +279,17 @@ py::tuple value_info(const odc_value_info& info) {
 class Module {
  public:
   // target: "auto" (cuda when the driver and a matching GPU are there, else cpu), "cpu", "cuda".
+  // tune: time cuda steps' tactics at load (ODC_LOAD_CUDA_TUNE).
   Module(const std::string& path, bool verify_checksums, bool cuda_graphs,
-         const std::string& target) {
+         const std::string& target, bool tune) {
     if (target != "auto" && target != "cpu" && target != "cuda") {
       throw RuntimeFailure("target must be 'auto', 'cpu' or 'cuda', got '" + target + "'");
     }
     const uint32_t flags = (verify_checksums ? ODC_LOAD_DEFAULT : ODC_LOAD_SKIP_CHECKSUMS) |
                            (cuda_graphs ? 0u : ODC_LOAD_NO_CUDA_GRAPHS) |
                            (target == "cpu" ? ODC_LOAD_TARGET_CPU : 0u) |
-                           (target == "cuda" ? ODC_LOAD_TARGET_CUDA : 0u);
+                           (target == "cuda" ? ODC_LOAD_TARGET_CUDA : 0u) |
+                           (tune ? ODC_LOAD_CUDA_TUNE : 0u);
     std::string error;
     {
       py::gil_scoped_release release;
@@ -311,6 +313,28 @@ class Module {
       out.append(py::make_tuple(std::string(info.kernel_name), std::string(info.node)));
     }
     return out;
+  }
+
+  // (step, names, chosen, seconds, source, key) of every step with alternatives.
+  py::list tactics() const {
+    py::list out;
+    for (int32_t i = 0, n = odc_module_num_steps(module_); i < n; ++i) {
+      odc_tactic_info info;
+      if (odc_module_step_tactics(module_, i, &info) != 0) raise_last_error();
+      if (info.num_candidates < 2) continue;
+      py::list names, seconds;
+      for (int32_t t = 0; t < info.num_candidates; ++t) {
+        names.append(std::string(info.names[t]));
+        seconds.append(info.seconds[t] < 0 ? py::object(py::none()) : py::float_(info.seconds[t]));
+      }
+      out.append(py::make_tuple(i, names, info.chosen, seconds, std::string(info.source),
+                                std::string(info.key)));
+    }
+    return out;
+  }
+  std::string tactics_note() const {
+    const char* note = odc_module_tactics_note(module_);
+    return note == nullptr ? "" : note;
   }
 
   int32_t num_threads() const { return odc_module_num_threads(module_); }
@@ -548,12 +572,15 @@ PYBIND11_MODULE(_runtime, m) {
         "returns the seconds of each timed call; outputs are written in place.");
 
   py::class_<Module>(m, "Module")
-      .def(py::init<const std::string&, bool, bool, const std::string&>(), py::arg("path"),
+      .def(py::init<const std::string&, bool, bool, const std::string&, bool>(), py::arg("path"),
            py::arg("verify_checksums") = true, py::arg("cuda_graphs") = true,
-           py::arg("target") = "auto")
+           py::arg("target") = "auto", py::arg("tune") = false)
       .def_property_readonly("targets", &Module::targets, "the targets the module carries")
       .def_property_readonly("target_note", &Module::target_note,
                              "why loading skipped a target ('' when none was skipped)")
+      .def_property_readonly("tactics", &Module::tactics,
+                             "[(step, names, chosen, seconds, source, key)] of steps with tactics")
+      .def_property_readonly("tactics_note", &Module::tactics_note)
       .def_property_readonly("inputs", &Module::inputs, "[(name, dtype, shape)]")
       .def_property_readonly("outputs", &Module::outputs, "[(name, dtype, shape)]")
       .def_property_readonly("steps", &Module::steps, "[(kernel name, node)]")

@@ -139,6 +139,28 @@ int32_t odc_module_step_info(const odc_module* module, int32_t index, odc_step_i
   });
 }
 
+int32_t odc_module_step_tactics(const odc_module* module, int32_t index, odc_tactic_info* out) {
+  return guarded<int32_t>(-1, [&] {
+    const odc::Module* m = get(module);
+    if (out == nullptr) throw odc::Error("info pointer is NULL");
+    if (index < 0 || size_t(index) >= m->steps.size()) {
+      throw odc::Error("step index " + std::to_string(index) + " out of range");
+    }
+    const odc::Step& step = m->steps[size_t(index)];
+    out->num_candidates = int32_t(step.tactic_seconds.size());
+    out->chosen = step.chosen;
+    out->source = step.tactic_source.c_str();
+    out->key = step.tactic_key.c_str();
+    out->seconds = step.tactic_seconds.data();
+    out->names = step.tactic_names.data();
+    return 0;
+  });
+}
+
+const char* odc_module_tactics_note(const odc_module* module) {
+  return guarded<const char*>(nullptr, [&] { return get(module)->tactics_note.c_str(); });
+}
+
 int64_t odc_module_arena_size(const odc_module* module) {
   return guarded<int64_t>(-1, [&] { return get(module)->arena_size; });
 }

@@ -50,6 +50,7 @@ void open_driver(DriverState* state) {
   ODC_RESOLVE(cuDeviceGetCount, "cuDeviceGetCount");
   ODC_RESOLVE(cuDeviceGet, "cuDeviceGet");
   ODC_RESOLVE(cuDeviceGetAttribute, "cuDeviceGetAttribute");
+  ODC_RESOLVE(cuDeviceGetName, "cuDeviceGetName");
   ODC_RESOLVE(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
   ODC_RESOLVE(cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2",
               "cuDevicePrimaryCtxRelease");

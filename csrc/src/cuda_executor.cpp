@@ -13,63 +13,11 @@
 #include <map>
 
 #include "cuda_driver.h"
+#include "cuda_state.h"
 #include "dtype.h"
 #include "module.h"
 
 namespace odc {
-
-struct CudaState {
-  const CudaDriver* driver = nullptr;
-  CUdevice device = 0;
-  CUcontext context = nullptr;
-  bool retained = false;
-  CUstream stream = nullptr;
-  int major = 0, minor = 0;
-  std::vector<CUdeviceptr> allocations;  // freed at unload
-  CUdeviceptr weights = 0, arena = 0, workspace = 0;
-  std::vector<CUdeviceptr> input_staging, output_staging;  // per signature index
-  std::vector<int64_t> input_bytes, output_bytes;
-  // Pinned host mirrors of the staging buffers: host inputs / outputs pass through them, so
-  // the copies to and from the device are truly asynchronous (pageable copies stall the host).
-  std::vector<uint8_t*> input_pinned, output_pinned;
-  std::vector<void*> pinned;  // freed at unload
-  std::map<std::string, CUmodule> modules;  // by cubin file
-  std::vector<CUfunction> functions;        // per kernel
-  struct Launch {
-    CUfunction function = nullptr;
-    unsigned grid[3] = {1, 1, 1};
-    unsigned block = 32;
-    unsigned shared = 0;
-    std::vector<uint64_t> slots;  // one 8-byte slot per parameter
-    std::vector<void*> params;    // points into slots
-  };
-  std::vector<Launch> launches;  // per step
-  CUgraphExec graph = nullptr;
-  std::vector<CUevent> events;  // profile: one before each step and one after the last
-  // Recorded at the end of every run on the stream it ran on; the next run's stream waits for
-  // it, so runs on different streams never overlap on the staging buffers.
-  CUevent done = nullptr;
-  bool done_recorded = false;
-
-  void check(CUresult result, const char* call, const std::string& what) const {
-    driver->check(result, call, what);
-  }
-  CUdeviceptr alloc(int64_t bytes, const std::string& what) {
-    CUdeviceptr pointer = 0;
-    // cuMemAlloc refuses 0 bytes; a small buffer keeps every pointer valid and distinct.
-    check(driver->cuMemAlloc(&pointer, size_t(std::max<int64_t>(bytes, 256))),
-          "cuMemAlloc", "load: " + what + " (" + std::to_string(bytes) + " bytes)");
-    allocations.push_back(pointer);
-    return pointer;
-  }
-  uint8_t* alloc_pinned(int64_t bytes, const std::string& what) {
-    void* pointer = nullptr;
-    check(driver->cuMemHostAlloc(&pointer, size_t(std::max<int64_t>(bytes, 64)), 0),
-          "cuMemHostAlloc", "load: " + what + " (" + std::to_string(bytes) + " bytes)");
-    pinned.push_back(pointer);
-    return static_cast<uint8_t*>(pointer);
-  }
-};
 
 void CudaStateDeleter::operator()(CudaState* state) const { delete state; }
 
@@ -192,18 +140,16 @@ void Module::prepare_cuda() {
     }
     return 0;
   };
-  c.launches.resize(steps.size());
-  for (size_t s = 0; s < steps.size(); ++s) {
-    const Step& step = steps[s];
-    const Kernel& kernel = kernels[size_t(step.kernel)];
-    CudaState::Launch& launch = c.launches[s];
-    launch.function = c.functions[size_t(step.kernel)];
-    std::copy(step.grid, step.grid + 3, launch.grid);
+  auto pack = [&](CudaState::Launch& launch, const Step& step, int32_t kernel_index,
+                  const uint32_t* grid, const std::vector<LaunchArg>& args) {
+    const Kernel& kernel = kernels[size_t(kernel_index)];
+    launch.function = c.functions[size_t(kernel_index)];
+    std::copy(grid, grid + 3, launch.grid);
     launch.block = unsigned(kernel.num_warps) * 32u;
     launch.shared = unsigned(kernel.shared);
-    launch.slots.assign(step.args.size(), 0);
-    for (size_t k = 0; k < step.args.size(); ++k) {
-      const LaunchArg& arg = step.args[k];
+    launch.slots.assign(args.size(), 0);
+    for (size_t k = 0; k < args.size(); ++k) {
+      const LaunchArg& arg = args[k];
       uint64_t& slot = launch.slots[k];
       switch (arg.kind) {
         case ArgKind::kIn: slot = address(step.inputs[size_t(arg.integer)]); break;
@@ -224,7 +170,20 @@ void Module::prepare_cuda() {
       }
     }
     for (uint64_t& slot : launch.slots) launch.params.push_back(&slot);
+  };
+  c.candidates.resize(steps.size());
+  c.launches.assign(steps.size(), nullptr);
+  for (size_t s = 0; s < steps.size(); ++s) {
+    const Step& step = steps[s];
+    c.candidates[s].resize(1 + step.tactics.size());  // sized once: params point into slots
+    pack(c.candidates[s][0], step, step.kernel, step.grid, step.args);
+    for (size_t t = 0; t < step.tactics.size(); ++t) {
+      const Tactic& tactic = step.tactics[t];
+      pack(c.candidates[s][t + 1], step, tactic.kernel, tactic.grid, tactic.args);
+    }
+    c.launches[s] = &c.candidates[s][0];
   }
+  select_tactics();  // before the first run captures the graph
 }
 
 void Module::release_cuda() noexcept {
@@ -319,7 +278,7 @@ void Module::run_cuda_locked(const odc_tensor* caller_inputs, const odc_tensor* 
   // Plain launches go on the run's stream; a capture records them on the module's own.
   CUstream launch_stream = stream;
   auto launch_step = [&](size_t s) {
-    CudaState::Launch& l = c.launches[s];
+    CudaState::Launch& l = *c.launches[s];
     const CUresult result =
         d.cuLaunchKernel(l.function, l.grid[0], l.grid[1], l.grid[2], l.block, 1, 1, l.shared,
                          launch_stream, l.params.empty() ? nullptr : l.params.data(), nullptr);

@@ -331,6 +331,11 @@ class Loader {
     json plan = parse_json(plan_bytes_, "plan.json");
     plan_bytes_.clear();
     read_plan(plan);
+    for (Step& step : module_->steps) {  // final addresses: the steps no longer move
+      step.tactic_seconds.assign(1 + step.tactics.size(), -1.0);
+      step.tactic_names.push_back(step.tactic_name.c_str());
+      for (const Tactic& tactic : step.tactics) step.tactic_names.push_back(tactic.name.c_str());
+    }
     bind_signature(inputs_, "inputs", Storage::kInput, &module_->inputs);
     bind_signature(outputs_, "outputs", Storage::kOutput, &module_->outputs);
     module_->targets = module_->device == Device::kCuda ? "cuda" : "cpu";
@@ -346,6 +351,10 @@ class Loader {
   std::unique_ptr<Module> finish() {
     resolve_kernels();
     module_->directory_ = dir_;
+    module_->plan_sha256 = files_["plan.json"].sha256;
+    const char* tune = std::getenv("ODC_CUDA_TUNE");
+    module_->cuda_tune = (flags_ & ODC_LOAD_CUDA_TUNE) ||
+                         (tune != nullptr && std::strcmp(tune, "1") == 0);
     const char* graphs = std::getenv("ODC_CUDA_GRAPHS");
     module_->cuda_graphs = !(flags_ & ODC_LOAD_NO_CUDA_GRAPHS) &&
                            !(graphs != nullptr && std::strcmp(graphs, "0") == 0);
@@ -829,16 +838,80 @@ class Loader {
         throw invalid(where + ": workspace " + std::to_string(step.workspace) + " is not a sane size");
       }
     }
-    if (m.kernels[size_t(step.kernel)].kind == "cubin") read_launch_step(entry, where, &step);
+    if (m.kernels[size_t(step.kernel)].kind == "cubin") {
+      read_launch(entry, where, step, step.kernel, step.workspace, step.grid, &step.args);
+      read_tactics(entry, where, &step);
+    } else if (optional_member(entry, "tactics") != nullptr) {
+      throw invalid(where + ": 'tactics' are for steps of cubin kernels only");
+    }
     m.workspace_size = std::max(m.workspace_size, step.workspace);
+    for (const Tactic& tactic : step.tactics) {
+      m.workspace_size = std::max(m.workspace_size, tactic.workspace);
+    }
     m.steps.push_back(std::move(step));
   }
 
-  // A cubin step's grid and one argument per launch parameter, each checked against the
-  // parameter's type and the step's inputs / outputs / workspace.
-  void read_launch_step(const json& entry, const std::string& where, Step* step) {
-    const Kernel& kernel = module_->kernels[size_t(step->kernel)];
-    const std::string kwhere = "kernels[" + std::to_string(step->kernel) + "] " + show(kernel.name);
+  // A cubin step's alternative launches ("tactics"), each checked exactly like the step's own
+  // launch (its kernel a cubin of the table, its grid, its args against that kernel's params
+  // and the step's inputs / outputs / the alternative's own workspace).
+  void read_tactics(const json& entry, const std::string& where, Step* step) {
+    for (const char* key : {"tactic_key", "tactic_name"}) {
+      if (const json* text = optional_member(entry, key)) {
+        if (!text->is_string() || text->get<std::string>().size() > 1024) {
+          throw invalid(where + ": '" + key + "' must be a string of at most 1024 bytes");
+        }
+        (std::string(key) == "tactic_key" ? step->tactic_key : step->tactic_name) =
+            one_line(text->get<std::string>());
+      }
+    }
+    const json* tactics = optional_member(entry, "tactics");
+    if (tactics == nullptr) return;
+    constexpr size_t kMaxTactics = 16;
+    if (!tactics->is_array() || tactics->empty() || tactics->size() > kMaxTactics) {
+      throw invalid(where + ": 'tactics' must be an array of 1 to " +
+                    std::to_string(kMaxTactics) + " alternative launches");
+    }
+    for (size_t t = 0; t < tactics->size(); ++t) {
+      const json& item = (*tactics)[t];
+      const std::string twhere = where + ": tactics[" + std::to_string(t) + "]";
+      expect_object(item, twhere);
+      Tactic tactic;
+      const int64_t kernel_id = int_member(item, "kernel", twhere);
+      auto kernel = kernel_index_.find(kernel_id);
+      if (kernel == kernel_index_.end()) {
+        throw invalid(twhere + ": kernel " + std::to_string(kernel_id) +
+                      " is not in the kernel table");
+      }
+      tactic.kernel = kernel->second;
+      const Kernel& k = module_->kernels[size_t(tactic.kernel)];
+      if (k.kind != "cubin") {
+        throw invalid(twhere + ": kernel " + std::to_string(kernel_id) + " " + show(k.name) +
+                      " has kind " + show(k.kind) + "; a tactic launches a 'cubin'");
+      }
+      tactic.workspace = int_member(item, "workspace", twhere);
+      if (tactic.workspace < 0 || tactic.workspace > kMaxDeviceBytes) {
+        throw invalid(twhere + ": workspace " + std::to_string(tactic.workspace) +
+                      " is not a sane size");
+      }
+      if (const json* name = optional_member(item, "name")) {
+        if (!name->is_string() || name->get<std::string>().size() > 256) {
+          throw invalid(twhere + ": 'name' must be a string of at most 256 bytes");
+        }
+        tactic.name = one_line(name->get<std::string>());
+      }
+      read_launch(item, twhere, *step, tactic.kernel, tactic.workspace, tactic.grid, &tactic.args);
+      step->tactics.push_back(std::move(tactic));
+    }
+  }
+
+  // A cubin launch's grid and one argument per launch parameter of kernel `kernel_index`, each
+  // checked against the parameter's type and the step's inputs / outputs / the workspace.
+  void read_launch(const json& entry, const std::string& where, const Step& step_io,
+                   int32_t kernel_index, int64_t workspace, uint32_t* grid_out,
+                   std::vector<LaunchArg>* args_out) {
+    const Step* step = &step_io;
+    const Kernel& kernel = module_->kernels[size_t(kernel_index)];
+    const std::string kwhere = "kernels[" + std::to_string(kernel_index) + "] " + show(kernel.name);
     const json& grid = member(entry, "grid", where);
     if (!grid.is_array() || grid.size() != 3) {
       throw invalid(where + ": 'grid' must be an array [gx, gy, gz]");
@@ -851,7 +924,7 @@ class Loader {
         throw invalid(what + " " + std::to_string(extent) + " must be in [1, " +
                       std::to_string(kGridLimit[d]) + "]");
       }
-      step->grid[d] = uint32_t(extent);
+      grid_out[d] = uint32_t(extent);
     }
     const json& args = array_member(entry, "args", where);
     if (args.size() != kernel.params.size()) {
@@ -898,7 +971,7 @@ class Loader {
         want = ParamType::kPtr;
         arg.kind = key == "null" ? ArgKind::kNull : ArgKind::kWorkspace;
         if (as_int(value, what + ": " + key) != 0) throw invalid(what + ": " + key + " must be 0");
-        if (key == "workspace" && step->workspace == 0) {
+        if (key == "workspace" && workspace == 0) {
           throw invalid(what + ": workspace argument but the step's workspace is 0 bytes");
         }
       } else {
@@ -909,7 +982,7 @@ class Loader {
         throw invalid(what + ": " + key + " argument for launch param " + std::to_string(k) +
                       " of type '" + kTypeNames[int(type)] + "' of " + kwhere);
       }
-      step->args.push_back(arg);
+      args_out->push_back(arg);
     }
   }
 

@@ -60,6 +60,16 @@ struct Kernel {
   std::vector<ParamType> params;
 };
 
+// An alternative launch of a cubin step (plan steps[i].tactics[t]): same inputs and outputs,
+// another kernel (tiling, warps, stages), grid and arguments.
+struct Tactic {
+  int32_t kernel = 0;  // index into Module::kernels
+  uint32_t grid[3] = {1, 1, 1};
+  std::vector<LaunchArg> args;
+  int64_t workspace = 0;
+  std::string name;
+};
+
 struct Step {
   int32_t kernel = 0;  // index into Module::kernels
   std::string node;
@@ -71,6 +81,14 @@ struct Step {
   // cubin steps
   uint32_t grid[3] = {1, 1, 1};
   std::vector<LaunchArg> args;
+  // Tactics (cuda): alternatives of the launch above; which one runs is chosen at load
+  // (0: the step's own launch, t + 1: tactics[t]) from timing (tune) or the tactics cache.
+  std::vector<Tactic> tactics;
+  std::string tactic_key, tactic_name;  // informative: known-tactics table key, config name
+  int32_t chosen = 0;
+  std::string tactic_source = "default";  // "default", "cache" or "tuned"
+  std::vector<double> tactic_seconds;     // per candidate (0 = the step's own); -1 = not timed
+  std::vector<const char*> tactic_names;  // per candidate, for the C API
   // Built once at load; caller-bound entries get their data pointer at each run.
   std::vector<odc_tensor> input_tensors, output_tensors;
 };
@@ -121,6 +139,9 @@ class Module {
   std::string targets;       // the targets the module directory carries: "cpu", "cpu,cuda"...
   std::string target_note;   // why loading skipped a target ("" when none was skipped)
   bool cuda_graphs = true;   // capture the first run into a CUDA graph, replay it later
+  bool cuda_tune = false;    // time every step's tactics at load (ODC_LOAD_CUDA_TUNE)
+  std::string plan_sha256;   // manifest files["plan.json"].sha256: the tactics cache's key
+  std::string tactics_note;  // why the tactics cache was not read or written ("" if it was)
   void* cuda_stream() const;  // the CUstream runs are ordered on (NULL for CPU modules)
   // Device memory in the module's context (device outputs); freed with cuda_free.
   void* cuda_alloc(int64_t bytes);
@@ -137,6 +158,7 @@ class Module {
   void run_cuda_locked(const odc_tensor* inputs, const odc_tensor* outputs,
                        double* step_seconds, void* stream);
   void release_cuda() noexcept;
+  void select_tactics();  // cuda_tactics.cpp: cached choices, or timing with cuda_tune
   void check_caller_tensor(const odc_tensor& tensor, const SignatureEntry& entry,
                            const char* what, int32_t index) const;
 

@@ -2,7 +2,7 @@
 //
 //   odc-run MODULE_DIR [--input NAME=FILE.npy ...] [--iterations N] [--warmup N]
 //           [--threads N] [--seed N] [--save-outputs DIR] [--no-verify] [--no-cuda-graphs]
-//           [--target cpu|cuda|auto]
+//           [--target cpu|cuda|auto] [--tune]
 //
 // A module compiled for several targets (--target cpu,cuda) runs on cuda when the NVIDIA driver
 // is found and GPU 0 can run its cubins, else on cpu (the runner prints which, and why it
@@ -10,7 +10,9 @@
 //
 // Modules that target cuda run on the GPU (device 0): inputs are copied from host memory,
 // outputs back, and the latency is that of the whole run (copies and synchronization included;
-// the first run, a warm-up, captures the CUDA graph that later runs replay).
+// the first run, a warm-up, captures the CUDA graph that later runs replay). --tune times the
+// alternative launches ("tactics") of each step at load, keeps the fastest (cached in
+// $ODC_CACHE_DIR/cuda_tactics.json, which later loads reuse) and prints each step's times.
 //
 // Inputs not given are filled with seeded random values. Prints each output (shape, first
 // values, top-5 for [1, K] / [K] float outputs) and the latency (median / min over the timed
@@ -47,12 +49,13 @@ struct Options {
   bool verify = true;
   bool cuda_graphs = true;
   uint32_t target_flags = 0;  // ODC_LOAD_TARGET_*; 0: auto
+  bool tune = false;
 };
 
 const char kUsage[] =
     "usage: odc-run MODULE_DIR [--input NAME=FILE.npy ...] [--iterations N] [--warmup N]\n"
     "               [--threads N] [--seed N] [--save-outputs DIR] [--no-verify]\n"
-    "               [--no-cuda-graphs] [--target cpu|cuda|auto]\n";
+    "               [--no-cuda-graphs] [--target cpu|cuda|auto] [--tune]\n";
 
 struct UsageError : odc::Error {
   using odc::Error::Error;
@@ -110,6 +113,8 @@ Options parse_args(int argc, char** argv) {
       options.cuda_graphs = false;
     } else if (arg == "--target") {
       options.target_flags = parse_target(value());
+    } else if (arg == "--tune") {
+      options.tune = true;
     } else if (!arg.empty() && arg[0] == '-') {
       throw UsageError("unknown option " + arg);
     } else if (options.module_dir.empty()) {
@@ -230,11 +235,49 @@ void print_target(const odc_module* module) {
               note && *note ? "; " : "", note ? note : "");
 }
 
+// --tune: each step with alternatives, its candidates' times and the one kept.
+void print_tactics(odc_module* module) {
+  int32_t tuned = 0;
+  double before = 0.0, after = 0.0;
+  for (int32_t i = 0, n = odc_module_num_steps(module); i < n; ++i) {
+    odc_tactic_info info;
+    odc_step_info step;
+    if (odc_module_step_tactics(module, i, &info) != 0 || odc_module_step_info(module, i, &step) != 0) {
+      throw odc::Error(odc_last_error());
+    }
+    if (info.num_candidates < 2) continue;
+    ++tuned;
+    std::printf("tactics: step %d %s (%s), %s:", i, step.kernel_name, step.node, info.source);
+    for (int32_t t = 0; t < info.num_candidates; ++t) {
+      const char* name = info.names[t][0] ? info.names[t] : "?";
+      if (info.seconds[t] < 0) {
+        std::printf(" %s%s -", t == info.chosen ? "*" : "", name);
+      } else {
+        std::printf(" %s%s %.1fus", t == info.chosen ? "*" : "", name, info.seconds[t] * 1e6);
+      }
+    }
+    std::printf("\n");
+    if (info.seconds[0] >= 0 && info.seconds[info.chosen] >= 0) {
+      before += info.seconds[0];
+      after += info.seconds[info.chosen];
+    }
+  }
+  if (tuned == 0) {
+    std::printf("tactics: the module has no alternative launches (compile with --tune)\n");
+  } else if (after > 0) {
+    std::printf("tactics: %d steps, their kernels %.1fus with the default launches, %.1fus as "
+                "chosen (%.2fx)\n", tuned, before * 1e6, after * 1e6, before / after);
+  }
+  const char* note = odc_module_tactics_note(module);
+  if (note != nullptr && note[0]) std::printf("tactics: %s\n", note);
+}
+
 int run_main(int argc, char** argv) {
   Options options = parse_args(argc, argv);
   const uint32_t flags = (options.verify ? ODC_LOAD_DEFAULT : ODC_LOAD_SKIP_CHECKSUMS) |
                          (options.cuda_graphs ? 0u : ODC_LOAD_NO_CUDA_GRAPHS) |
-                         options.target_flags;
+                         options.target_flags |
+                         (options.tune ? ODC_LOAD_CUDA_TUNE : 0u);
   odc_module* module = odc_module_load(options.module_dir.c_str(), flags);
   if (module == nullptr) throw odc::Error(odc_last_error());
   struct Freer {
@@ -242,6 +285,7 @@ int run_main(int argc, char** argv) {
     ~Freer() { odc_module_free(m); }
   } freer{module};
   print_target(module);
+  if (options.tune) print_tactics(module);
   if (options.threads > 0 && odc_module_set_num_threads(module, int32_t(options.threads)) != 0) {
     throw odc::Error(odc_last_error());
   }

@@ -27,7 +27,9 @@ channel, block of output pixels), the taps unrolled (KH, KW are compile-time con
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from typing import Any
 
 import triton
 import triton.language as tl
@@ -35,12 +37,16 @@ from optimizer.kernels.triton.epilogue import check_act, fused_epilogue
 from optimizer.kernels.triton.gemm import (
     NUM_SMS,
     TileConfig,
+    alternative_tiles,
     check_params,
     dot_precision,
     interpreter_upcast,
+    known_tile,
+    launch_tile,
     order_by_fill,
     step_dtype,
 )
+from optimizer.kernels.triton.known_tactics import known_config
 from optimizer.kernels.triton.launch import (
     F32,
     I64,
@@ -51,6 +57,7 @@ from optimizer.kernels.triton.launch import (
     TensorDesc,
     TritonLaunch,
     Unsupported,
+    register_alternatives,
     register_plan,
 )
 
@@ -589,6 +596,7 @@ def _launch_igemm(
         num_stages=cfg.num_stages,
         workspace=workspace,
         zeroed_base="ws_base" if splits > 1 else "",
+        tactic=cfg.key(),
     )
 
 
@@ -639,7 +647,8 @@ def plan_conv2d(
     _check_out(entry, y, _conv_out(x, kh, kw, geom, co))
     return _launch_igemm(
         "triton.conv2d_igemm", dtype, x, y, kh, kw, geom, 0, False, b, r, act, iparams[10],
-        fparams, config, allow_tf32, prefetch, split_k, x_nhwc,
+        fparams, config or known_tile(entry, inputs, outputs, iparams), allow_tf32, prefetch,
+        split_k, x_nhwc,
     )  # fmt: skip
 
 
@@ -673,7 +682,8 @@ def plan_conv2d_packed(
     _check_out(entry, y, _conv_out(x, kh, kw, geom, co))
     return _launch_igemm(
         "triton.conv2d_igemm", dtype, x, y, kh, kw, geom, 1, False, b, r, act, iparams[10],
-        fparams, config, allow_tf32, prefetch, split_k, x_nhwc,
+        fparams, config or known_tile(entry, inputs, outputs, iparams), allow_tf32, prefetch,
+        split_k, x_nhwc,
     )  # fmt: skip
 
 
@@ -714,7 +724,8 @@ def plan_conv_transpose2d(
     _check_out(entry, y, (x[0], mg * group, oh, ow))
     return _launch_igemm(
         "triton.conv_transpose2d_igemm", dtype, x, y, kh, kw, geom, 2, True, b, r, act,
-        iparams[12], fparams, config, allow_tf32, prefetch, split_k, x_nhwc,
+        iparams[12], fparams, config or known_tile(entry, inputs, outputs, iparams), allow_tf32,
+        prefetch, split_k, x_nhwc,
     )  # fmt: skip
 
 
@@ -725,8 +736,13 @@ def plan_depthwise_conv2d(
     fparams: Sequence[float],
     *,
     block: int | None = None,
+    num_warps: int | None = None,
 ) -> TritonLaunch:
-    """Plan of ``depthwise_conv2d_f32``: W ``[C*multiplier, 1, KH, KW]``, group == C."""
+    """Plan of ``depthwise_conv2d_f32``: W ``[C*multiplier, 1, KH, KW]``, group == C.
+
+    ``block`` / ``num_warps`` override the rule (a block of pixels per program: the plane's
+    pixel count rounded up to a power of two in 64..1024; 4 warps from 256 pixels, else 2) and
+    the known-tactics table (configuration names ``b256w4``)."""
     entry = "depthwise_conv2d_f32"
     check_params(iparams, fparams, 11, 2, entry)
     _, x, y, b, r = _common(entry, inputs, outputs, False)
@@ -746,7 +762,11 @@ def plan_depthwise_conv2d(
     if planes >= 2**16:
         raise Unsupported(f"{entry}: {planes} planes (N * Co) exceed the grid's 65535")
     pix = y[2] * y[3]
-    blk = block or max(64, min(1024, triton.next_power_of_2(pix)))
+    known = _depthwise_config(known_config(entry, inputs, outputs, iparams) or "")
+    if block is None and num_warps is None and known is not None:
+        block, num_warps = known
+    blk = block or _depthwise_rule(pix)[0]
+    warps = num_warps or (4 if blk >= 256 else 2)
     return TritonLaunch(
         name="triton.depthwise_conv2d",
         kernel=depthwise_conv2d_kernel,
@@ -781,9 +801,30 @@ def plan_depthwise_conv2d(
             "BLOCK": blk,
         },
         grid=(triton.cdiv(pix, blk), planes, 1),
-        num_warps=4 if blk >= 256 else 2,
+        num_warps=warps,
         num_stages=1,
+        tactic=f"b{blk}w{warps}",
     )
+
+
+def _depthwise_rule(pixels: int) -> tuple[int, int]:
+    """The rule's (block, warps) for planes of ``pixels`` output pixels."""
+    blk = max(64, min(1024, triton.next_power_of_2(pixels)))
+    return blk, 4 if blk >= 256 else 2
+
+
+_DEPTHWISE_KEY = re.compile(r"b(\d+)w(\d+)")
+
+
+def _depthwise_config(name: str) -> tuple[int, int] | None:
+    """``b256w4`` -> (256, 4); None unless a power-of-two block in 32..4096 and 1..16 warps."""
+    m = _DEPTHWISE_KEY.fullmatch(name)
+    if m is None:
+        return None
+    blk, warps = int(m.group(1)), int(m.group(2))
+    if not (32 <= blk <= 4096 and blk & (blk - 1) == 0 and warps in (1, 2, 4, 8, 16)):
+        return None
+    return blk, warps
 
 
 def conv_candidates(
@@ -813,7 +854,60 @@ def conv_candidates(
     )
 
 
+def _igemm_alternatives(entry: str, plan: Any) -> Any:
+    def alternatives(
+        inputs: Sequence[TensorDesc | None],
+        outputs: Sequence[TensorDesc],
+        iparams: Sequence[int],
+        fparams: Sequence[float],
+        *,
+        allow_tf32: bool = False,
+    ) -> list[TritonLaunch]:
+        default = plan(inputs, outputs, iparams, fparams, allow_tf32=allow_tf32)
+        candidates = conv_candidates(entry, inputs, outputs, iparams, fparams, allow_tf32)
+        tile = launch_tile(default, "BLOCK_CO", "BLOCK_P", "GROUP_CO")
+        return [
+            plan(inputs, outputs, iparams, fparams, config=cfg, allow_tf32=allow_tf32)
+            for cfg in alternative_tiles(tile, candidates)
+        ]
+
+    alternatives.__doc__ = f"Tactic candidates of ``{entry}`` besides the default launch."
+    return alternatives
+
+
+def plan_depthwise_alternatives(
+    inputs: Sequence[TensorDesc | None],
+    outputs: Sequence[TensorDesc],
+    iparams: Sequence[int],
+    fparams: Sequence[float],
+) -> list[TritonLaunch]:
+    """Tactic candidates of ``depthwise_conv2d_f32``: half and quarter the pixel block (more
+    programs for small planes), the default block with twice the warps, and the rule's pick
+    when the default came from the known-tactics table."""
+    default = plan_depthwise_conv2d(inputs, outputs, iparams, fparams)
+    blk, warps = default.constexprs["BLOCK"], default.num_warps
+    configs = [_depthwise_rule(outputs[0].shape[2] * outputs[0].shape[3]),
+               (blk // 2, max(1, warps // 2)), (blk // 4, max(1, warps // 2)),
+               (blk, min(16, warps * 2))]  # fmt: skip
+    seen = {(blk, warps)}
+    out = []
+    for b, w in configs:
+        if b >= 32 and (b, w) not in seen:
+            seen.add((b, w))
+            out.append(plan_depthwise_conv2d(inputs, outputs, iparams, fparams, block=b,
+                                             num_warps=w))  # fmt: skip
+    return out
+
+
 register_plan("conv2d_f32", plan_conv2d)
 register_plan("conv2d_packed_f32", plan_conv2d_packed)
 register_plan("conv_transpose2d_f32", plan_conv_transpose2d)
 register_plan("depthwise_conv2d_f32", plan_depthwise_conv2d)
+register_alternatives("conv2d_f32", _igemm_alternatives("conv2d_f32", plan_conv2d))
+register_alternatives(
+    "conv2d_packed_f32", _igemm_alternatives("conv2d_packed_f32", plan_conv2d_packed)
+)
+register_alternatives(
+    "conv_transpose2d_f32", _igemm_alternatives("conv_transpose2d_f32", plan_conv_transpose2d)
+)
+register_alternatives("depthwise_conv2d_f32", plan_depthwise_alternatives)

@@ -21,12 +21,14 @@ a shared 2-D B with a stacked row-major A and no per-row bias is folded into one
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import triton
 import triton.language as tl
 from optimizer.kernels.triton.epilogue import check_act, fused_epilogue
+from optimizer.kernels.triton.known_tactics import known_config
 from optimizer.kernels.triton.launch import (
     F32,
     FLOAT_DTYPES,
@@ -36,6 +38,7 @@ from optimizer.kernels.triton.launch import (
     TensorDesc,
     TritonLaunch,
     Unsupported,
+    register_alternatives,
     register_plan,
 )
 
@@ -59,6 +62,22 @@ class TileConfig:
             f"m{self.block_m}n{self.block_n}k{self.block_k}g{self.group_m}"
             f"w{self.num_warps}s{self.num_stages}"
         )
+
+    @classmethod
+    def from_key(cls, key: str) -> TileConfig | None:
+        """The config named by :meth:`key`, or None when ``key`` is not a sane one (blocks powers
+        of two in 16..256, group 1..64, warps 1..16, stages 1..8)."""
+        m = _KEY.fullmatch(key)
+        if m is None:
+            return None
+        bm, bn, bk, g, w, s = (int(v) for v in m.groups())
+        pow2 = all(16 <= b <= 256 and b & (b - 1) == 0 for b in (bm, bn, bk))
+        if not (pow2 and 1 <= g <= 64 and w in (1, 2, 4, 8, 16) and 1 <= s <= 8):
+            return None
+        return cls(bm, bn, bk, g, w, s)
+
+
+_KEY = re.compile(r"m(\d+)n(\d+)k(\d+)g(\d+)w(\d+)s(\d+)")
 
 
 # Candidate tables per (precision class, shape class). Tensor-core classes (fp16/bf16, and
@@ -367,7 +386,11 @@ def plan_gemm(
     if batch >= 2**16:
         raise Unsupported(f"{where}: {batch} batch entries exceed the grid's 65535")
 
-    cfg = config or tile_candidates(rows, n, k, dtype, allow_tf32, batch)[0]
+    cfg = (
+        config
+        or known_tile(where, inputs, outputs, iparams)
+        or tile_candidates(rows, n, k, dtype, allow_tf32, batch)[0]
+    )
     grid_m, grid_n = triton.cdiv(rows, cfg.block_m), triton.cdiv(n, cfg.block_n)
     return TritonLaunch(
         name="triton.gemm_bias_act",
@@ -415,6 +438,7 @@ def plan_gemm(
         grid=(grid_m * grid_n, batch, 1),
         num_warps=cfg.num_warps,
         num_stages=cfg.num_stages,
+        tactic=cfg.key(),
     )
 
 
@@ -431,4 +455,59 @@ def gemm_candidates(
     return tile_candidates(c["M"], c["N"], c["K"], outputs[0].dtype, allow_tf32, launch.grid[1])
 
 
+def known_tile(
+    entry: str,
+    inputs: Sequence[TensorDesc | None],
+    outputs: Sequence[TensorDesc],
+    iparams: Sequence[int],
+) -> TileConfig | None:
+    """The known-tactics table's tiling for this step (``known_tactics.py``), or None."""
+    name = known_config(entry, inputs, outputs, iparams)
+    return None if name is None else TileConfig.from_key(name)
+
+
+#: Alternatives a tuning module carries per step at most (besides the default launch).
+MAX_ALTERNATIVES = 4
+
+
+def alternative_tiles(default: TileConfig, candidates: Sequence[TileConfig]) -> list[TileConfig]:
+    """What to time against ``default``: the next three candidates of the shape class (the rule's
+    pick first, if the default came from the known table) and the default with one more
+    software-pipelining stage (one fewer from 4 up)."""
+    picks = [c for c in candidates if c != default][: MAX_ALTERNATIVES - 1]
+    stages = default.num_stages + 1 if default.num_stages < 4 else default.num_stages - 1
+    deeper = replace(default, num_stages=stages)
+    if deeper not in picks:
+        picks.append(deeper)
+    return picks
+
+
+def launch_tile(launch: TritonLaunch, m: str = "BLOCK_M", n: str = "BLOCK_N",
+                group: str = "GROUP_M") -> TileConfig:  # fmt: skip
+    """The tiling a GEMM-shaped launch was planned with."""
+    c = launch.constexprs
+    return TileConfig(c[m], c[n], c["BLOCK_K"], c[group], launch.num_warps, launch.num_stages)
+
+
+def plan_gemm_alternatives(
+    inputs: Sequence[TensorDesc | None],
+    outputs: Sequence[TensorDesc],
+    iparams: Sequence[int],
+    fparams: Sequence[float],
+    *,
+    allow_tf32: bool = False,
+) -> list[TritonLaunch]:
+    """Tactic candidates of ``gemm_f32`` besides :func:`plan_gemm`'s default launch."""
+    default = plan_gemm(inputs, outputs, iparams, fparams, allow_tf32=allow_tf32)
+    c = default.constexprs
+    candidates = tile_candidates(
+        c["M"], c["N"], c["K"], outputs[0].dtype, allow_tf32, default.grid[1]
+    )
+    return [
+        plan_gemm(inputs, outputs, iparams, fparams, config=cfg, allow_tf32=allow_tf32)
+        for cfg in alternative_tiles(launch_tile(default), candidates)
+    ]
+
+
 register_plan("gemm_f32", plan_gemm)
+register_alternatives("gemm_f32", plan_gemm_alternatives)

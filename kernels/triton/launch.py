@@ -127,6 +127,8 @@ class TritonLaunch:
             module's workspace. The CUDA lowering places such regions after every scratch
             region (which other steps may leave dirty) and sets the argument; the runtime zeroes
             the workspace once at load. Empty for ordinary scratch (offset 0).
+        tactic: Short name of the launch configuration (``m64n128k32g8w4s3``) for tactic
+            tables and logs; empty for kernels without alternatives.
     """
 
     name: str
@@ -138,6 +140,7 @@ class TritonLaunch:
     num_stages: int = 2
     workspace: int = 0
     zeroed_base: str = ""
+    tactic: str = ""
 
     def __post_init__(self) -> None:
         grid = tuple(int(g) for g in self.grid) + (1,) * (3 - len(self.grid))
@@ -174,6 +177,7 @@ PlanFn = Callable[
 ]
 
 _PLANS: dict[str, PlanFn] = {}
+_ALTERNATIVES: dict[str, PlanFn] = {}  # returning list[TritonLaunch]
 
 
 def register_plan(entry: str, fn: PlanFn) -> PlanFn:
@@ -187,6 +191,23 @@ def register_plan(entry: str, fn: PlanFn) -> PlanFn:
 def plan_for(entry: str) -> PlanFn | None:
     """The registered plan function for a native entry name, or None."""
     return _PLANS.get(entry)
+
+
+def register_alternatives(entry: str, fn: Callable[..., list[TritonLaunch]]) -> Callable:
+    """Registers ``fn`` as the tactic candidates of ``entry``'s plan: same signature as the plan
+    function, returning the *other* launches worth timing on a GPU (other tilings, warps,
+    stages; same inputs, outputs and results), possibly none. ``optimize --target cuda --tune``
+    compiles them next to the default launch; the runtime times them at load
+    (``load(..., tune=True)``) and keeps the fastest (docs/module-format.md, "tactics")."""
+    if entry in _ALTERNATIVES and _ALTERNATIVES[entry] is not fn:
+        raise ValueError(f"Triton alternatives for {entry!r} are already registered")
+    _ALTERNATIVES[entry] = fn
+    return fn
+
+
+def alternatives_for(entry: str) -> Callable[..., list[TritonLaunch]] | None:
+    """The registered alternatives function of a native entry, or None (not tunable)."""
+    return _ALTERNATIVES.get(entry)
 
 
 def registered_entries() -> list[str]:

@@ -52,7 +52,8 @@ class CompileOptions:
         target: ``cpu``, ``cuda``, or several separated by commas (``cpu,cuda``).
         tune: Time the qualifying native candidates of each group and keep the fastest
             (``optimizer.lower.tactics``); without it a cached winner is used, else the
-            rule-based kernel.
+            rule-based kernel. ``target="cuda"``: compile each GEMM / convolution step's
+            alternative launches into the module (tactics the runtime times at load).
         tune_threads: Threads candidates are timed with (None: ``$ODC_TUNE_THREADS`` or the
             CPU count, the runtime's default).
         tactic_cache: Use the timing cache (``$ODC_CACHE_DIR/tactics.json``).
@@ -129,6 +130,9 @@ class CompileReport:
         ]
         if self.fallbacks:
             lines.append("  reference fallback: " + ", ".join(self.fallback_ops))
+        if self.cuda is not None and getattr(self.cuda, "tuned", 0):
+            lines.append(f"  tactics: {self.cuda.tuned} steps carry alternative launches, timed "
+                         "on the GPU at load with load(..., tune=True) / odc-run --tune")  # fmt: skip
         shown = [t for t in self.tactics if t.source != "default" or t.seconds]
         if shown:
             tuned = Counter(t.winner for t in shown)
@@ -295,13 +299,11 @@ def _cuda_options(options: CompileOptions) -> Any:
         raise UsageError(f"--target {options.target}: unknown target (use cpu or cuda)")
     from optimizer.lower.target_cuda import CudaOptions, check_options
 
-    cuda = CudaOptions(options.arch, options.precision, options.allow_tf32, options.kernel_cache)
+    cuda = CudaOptions(options.arch, options.precision, options.allow_tf32, options.kernel_cache,
+                       tune=options.tune)  # fmt: skip
     check_options(cuda)
-    if options.tune:
-        raise UsageError(
-            "--tune times CPU kernels; it does not apply to --target cuda yet (Triton kernels "
-            "use each plan's default configuration)"
-        )
+    if options.tune_threads:
+        raise UsageError("--tune-threads times CPU kernels; it does not apply to --target cuda")
     return cuda
 
 

@@ -40,7 +40,7 @@ from optimizer.optimize import OptimizeReport
 log = logging.getLogger(__name__)
 
 #: Targets whose lowering can time tactics (``--tune``); for the others ``--tune`` is ignored.
-TUNABLE_TARGETS = ("cpu",)
+TUNABLE_TARGETS = ("cpu", "cuda")
 #: Build order: the part most likely to be refused first.
 _BUILD_FIRST = ("cuda", "cpu")
 

@@ -60,12 +60,15 @@ class CudaOptions:
         precision: ``fp32``, ``fp16`` or ``bf16``: how float weights and activations are stored.
         allow_tf32: Let fp32 ``tl.dot`` use TF32 (off: exact fp32 products).
         cache: Use the cubin cache (``$ODC_CACHE_DIR/cubins``).
+        tune: Also compile each tunable step's alternative launches (``--tune``): the module
+            carries them as ``tactics`` and the runtime times them on the GPU at load.
     """
 
     arch: str = "sm_90"
     precision: str = "fp32"
     allow_tf32: bool = False
     cache: bool = True
+    tune: bool = False
 
 
 @dataclass
@@ -78,6 +81,8 @@ class CudaLowering:
     compiled: int = 0
     cached: int = 0
     elided: int = 0
+    tuned: int = 0  # steps with alternative launches (--tune)
+    tactic_launches: dict[int, list] = field(default_factory=dict)  # step -> its tactics' launches
     kernels: dict[str, int] = field(default_factory=dict)
 
 
@@ -148,6 +153,7 @@ def lower_cuda(
     require_triton()
     import optimizer.kernels.triton.all  # noqa: F401  (registers every plan function)
     from optimizer.kernels.triton import aot
+    from optimizer.kernels.triton.known_tactics import target_arch
     from optimizer.kernels.triton.launch import TensorDesc, Unsupported, plan_for
 
     steps = list(steps)
@@ -179,7 +185,8 @@ def lower_cuda(
         plan = plan_for(binding.entry)
         assert plan is not None
         try:
-            launch = plan(ins, outs, list(binding.iparams), list(binding.fparams))
+            with target_arch(options.arch):
+                launch = plan(ins, outs, list(binding.iparams), list(binding.fparams))
             cubin = aot.compile_launch(
                 launch, ins, outs, options.arch, allow_tf32=options.allow_tf32,
                 use_cache=options.cache,
@@ -210,38 +217,92 @@ def lower_cuda(
             grid=list(launch.grid),
             args=aot.step_args(cubin, launch),
         )))  # fmt: skip
+        if options.tune:
+            _add_tactics(result, binding, ins, outs, launch, options)
     _raise_first(problems)
-    place_zeroed_workspaces(result.bounds, result.launches)
+    place_zeroed_workspaces(result.bounds, result.launches, result.tactic_launches)
     entries = [b.entry for b in bindings]
     kept = elide_views(model, steps, list(zip(result.bounds, result.launches)), entries)
     result.steps, pairs, result.elided = kept
     result.bounds = [b for b, _ in pairs]
     result.launches = [launch for _, launch in pairs]
     log.info(
-        "cuda lowering: %d steps (%d view copies elided), %d cubins compiled, %d from the cache "
-        "(%s, %s)", len(result.steps), result.elided, result.compiled, result.cached, options.arch,
-        options.precision,
+        "cuda lowering: %d steps (%d view copies elided, %d with tactics), %d cubins compiled, "
+        "%d from the cache (%s, %s)", len(result.steps), result.elided, result.tuned,
+        result.compiled, result.cached, options.arch, options.precision,
     )  # fmt: skip
     return result
 
 
-def place_zeroed_workspaces(bounds: Sequence[Bound], launches: Sequence[Any]) -> int:
+def place_zeroed_workspaces(
+    bounds: Sequence[Bound], launches: Sequence[Any], tactic_launches: dict[int, list] | None = None
+) -> int:
     """Gives the steps whose kernels keep their workspace zero (``TritonLaunch.zeroed_base``:
     split-K partial sums) a region after every other step's scratch, which may be left dirty:
     the step's ``zeroed_base`` argument gets that offset and its workspace grows to cover it
     (the module's workspace is the largest step's). They all share the one region: steps run
-    one at a time and each leaves it zero. Returns the region's offset."""
-    scratch = max((int(la.workspace) for la in launches if not la.zeroed_base), default=0)
+    one at a time and each leaves it zero. ``tactic_launches``: step index -> the launches of
+    the step's tactics (``--tune``), placed the same way. Returns the region's offset."""
+    tactic_launches = tactic_launches or {}
+    every = [*launches, *(a for alts in tactic_launches.values() for a in alts)]
+    scratch = max((int(la.workspace) for la in every if not la.zeroed_base), default=0)
     base = -(-scratch // 256) * 256
-    for bound, launch in zip(bounds, launches):
-        if not launch.zeroed_base:
-            continue
+
+    def place(binding: KernelBinding, launch: Any) -> None:
         index = list(launch.args).index(launch.zeroed_base)
         assert launch.args[launch.zeroed_base].kind == "i64", launch.zeroed_base
-        bound.binding.args[index] = {"i64": base}
-        bound.binding.workspace = base + int(launch.workspace)
+        binding.args[index] = {"i64": base}
+        binding.workspace = base + int(launch.workspace)
         launch.args[launch.zeroed_base] = type(launch.args[launch.zeroed_base])("i64", base)
+
+    for i, (bound, launch) in enumerate(zip(bounds, launches)):
+        if launch.zeroed_base:
+            place(bound.binding, launch)
+        for tactic, alt in zip(bound.binding.tactics or [], tactic_launches.get(i, [])):
+            if alt.zeroed_base:
+                place(tactic, alt)
     return base
+
+
+def _add_tactics(
+    result: CudaLowering, binding: KernelBinding, ins: list, outs: list, launch: Any,
+    options: CudaOptions,
+) -> None:  # fmt: skip
+    """``--tune``: compiles the alternative launches of the last lowered step (if its entry has
+    any) and records them on its binding; an alternative that does not compile is left out."""
+    from optimizer.kernels.triton import aot
+    from optimizer.kernels.triton.known_tactics import tactic_key, target_arch
+    from optimizer.kernels.triton.launch import Unsupported, alternatives_for
+
+    alternatives = alternatives_for(binding.entry)
+    if alternatives is None:
+        return
+    iparams, fparams = list(binding.iparams), list(binding.fparams)
+    with target_arch(options.arch):
+        launches = alternatives(ins, outs, iparams, fparams)
+    target = result.bounds[-1].binding
+    tactics, kept = [], []
+    for alt in launches:
+        try:
+            cubin = aot.compile_launch(alt, ins, outs, options.arch, allow_tf32=options.allow_tf32,
+                                       use_cache=options.cache)  # fmt: skip
+        except (Unsupported, aot.AOTError) as err:
+            log.info("step '%s': tactic %s left out: %s", target.name, alt.tactic, err)
+            continue
+        result.compiled += 0 if cubin.cached else 1
+        result.cached += 1 if cubin.cached else 0
+        tactics.append(KernelBinding(
+            name=alt.name, backend="triton", kind="cubin", entry=cubin.entry, version=1,
+            artifact=cubin.path, workspace=int(alt.workspace), launch=cubin.launch_metadata(),
+            grid=list(alt.grid), args=aot.step_args(cubin, alt), tactic_name=alt.tactic or None,
+        ))  # fmt: skip
+        kept.append(alt)
+    if tactics:
+        result.tactic_launches[len(result.bounds) - 1] = kept
+        target.tactics = tactics
+        target.tactic_key = tactic_key(binding.entry, ins, outs, iparams)
+        target.tactic_name = launch.tactic or None
+        result.tuned += 1
 
 
 def elide_views(

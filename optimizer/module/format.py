@@ -289,10 +289,13 @@ class PlanStep:
     workspace: int = 0
     grid: list[int] | None = None
     args: list[dict[str, int | float]] | None = None
+    tactics: list[dict[str, Any]] | None = None  # alternative launches (kernel, grid, args...)
+    tactic_key: str | None = None
+    tactic_name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for key in ("grid", "args"):
+        for key in ("grid", "args", "tactics", "tactic_key", "tactic_name"):
             if d[key] is None:
                 del d[key]
         return d
@@ -353,6 +356,7 @@ class Plan:
                     workspace=r.get(s, "workspace", int, at),
                     grid=_opt_ints(r, s, "grid", at),
                     args=_args(r, s, at),
+                    **_tactics(r, s, at),
                 )
             )
         return cls(
@@ -499,33 +503,79 @@ def _cuda_plan_problems(manifest: Manifest, plan: Plan) -> list[str]:
             if s.grid is not None or s.args is not None:
                 p.append(f"{at}: grid and args are for cubin kernels only")
             continue
-        grid = s.grid or []
-        if len(grid) != 3 or any(g < 1 for g in grid) or grid[0] >= 2**31 or any(
-            g >= 2**16 for g in grid[1:]
-        ):
-            p.append(f"{at}: grid {s.grid} is not 3 positive counts within CUDA's limits")
-        params = (kernel.launch or {}).get("params") or []
-        args = s.args or []
-        if len(args) != len(params):
-            p.append(f"{at}: {len(args)} args for {len(params)} params of kernel {kernel.id}")
-            continue
-        for j, (arg, ptype) in enumerate(zip(args, params)):
-            (kind, value), = arg.items()
-            if kind not in ARG_KINDS.get(ptype, ()):
-                p.append(f"{at}: args[{j}]: {kind} does not fit a {ptype} parameter")
-            elif kind == "in" and not 0 <= value < len(s.inputs):
-                p.append(f"{at}: args[{j}]: input {value} of {len(s.inputs)}")
-            elif kind == "out" and not 0 <= value < len(s.outputs):
-                p.append(f"{at}: args[{j}]: output {value} of {len(s.outputs)}")
-            elif kind == "i32" and not -(2**31) <= value < 2**31:
-                p.append(f"{at}: args[{j}]: {value} does not fit i32")
-            elif kind == "i64" and not -(2**63) <= value < 2**63:
-                p.append(f"{at}: args[{j}]: {value} does not fit i64")
-            elif kind == "f32" and not math.isfinite(value):
-                p.append(f"{at}: args[{j}]: f32 {value} is not finite")
-            elif kind in ("null", "workspace") and value != 0:
-                p.append(f"{at}: args[{j}]: {kind} takes 0")
+        p += _step_launch_problems(at, s, kernel, s.grid, s.args)
+        for t, tactic in enumerate(s.tactics or []):
+            k = tactic["kernel"]
+            alt = kernels[k] if 0 <= k < len(kernels) else None
+            where = f"{at}: tactics[{t}]"
+            if alt is None or alt.kind != "cubin":
+                p.append(f"{where}: kernel {k} is not a cubin kernel of the kernel table")
+            elif tactic["workspace"] < 0:
+                p.append(f"{where}: workspace {tactic['workspace']} is negative")
+            else:
+                p += _step_launch_problems(where, s, alt, tactic["grid"], tactic["args"])
     return p
+
+
+def _step_launch_problems(
+    at: str, s: PlanStep, kernel: KernelEntry, grid_: list[int] | None, args_: list | None
+) -> list[str]:
+    """A cubin launch's grid and args (of a step or one of its tactics) against the kernel."""
+    p: list[str] = []
+    grid = grid_ or []
+    if len(grid) != 3 or any(g < 1 for g in grid) or grid[0] >= 2**31 or any(
+        g >= 2**16 for g in grid[1:]
+    ):
+        p.append(f"{at}: grid {grid_} is not 3 positive counts within CUDA's limits")
+    params = (kernel.launch or {}).get("params") or []
+    args = args_ or []
+    if len(args) != len(params):
+        p.append(f"{at}: {len(args)} args for {len(params)} params of kernel {kernel.id}")
+        return p
+    for j, (arg, ptype) in enumerate(zip(args, params)):
+        (kind, value), = arg.items()
+        if kind not in ARG_KINDS.get(ptype, ()):
+            p.append(f"{at}: args[{j}]: {kind} does not fit a {ptype} parameter")
+        elif kind == "in" and not 0 <= value < len(s.inputs):
+            p.append(f"{at}: args[{j}]: input {value} of {len(s.inputs)}")
+        elif kind == "out" and not 0 <= value < len(s.outputs):
+            p.append(f"{at}: args[{j}]: output {value} of {len(s.outputs)}")
+        elif kind == "i32" and not -(2**31) <= value < 2**31:
+            p.append(f"{at}: args[{j}]: {value} does not fit i32")
+        elif kind == "i64" and not -(2**63) <= value < 2**63:
+            p.append(f"{at}: args[{j}]: {value} does not fit i64")
+        elif kind == "f32" and not math.isfinite(value):
+            p.append(f"{at}: args[{j}]: f32 {value} is not finite")
+        elif kind in ("null", "workspace") and value != 0:
+            p.append(f"{at}: args[{j}]: {kind} takes 0")
+    return p
+
+
+def _tactics(r: Reader, d: dict[str, Any], at: str) -> dict[str, Any]:
+    """A step's optional ``tactics`` / ``tactic_key`` / ``tactic_name`` (structure only)."""
+    out: dict[str, Any] = {
+        "tactic_key": r.get(d, "tactic_key", str, at, optional=True),
+        "tactic_name": r.get(d, "tactic_name", str, at, optional=True),
+    }
+    values = r.get(d, "tactics", list, at, optional=True)
+    if values is None:
+        return out
+    tactics = []
+    for t, v in enumerate(values):
+        where = f"{at}: tactics[{t}]"
+        r.obj(v, where)
+        tactic = {
+            "kernel": r.get(v, "kernel", int, where),
+            "grid": r.ints(r.get(v, "grid", list, where), f"{where}: grid"),
+            "args": _args(r, v, where) or [],
+            "workspace": r.get(v, "workspace", int, where),
+        }
+        name = r.get(v, "name", str, where, optional=True)
+        if name is not None:
+            tactic["name"] = name
+        tactics.append(tactic)
+    out["tactics"] = tactics
+    return out
 
 
 def _is_int(x: Any) -> bool:

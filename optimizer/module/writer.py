@@ -55,6 +55,10 @@ class KernelBinding:
         launch: ``cubin`` kernels: ``{"num_warps", "shared", "params"}`` (the kernel table's).
         grid: ``cubin`` kernels: the step's grid ``[gx, gy, gz]``.
         args: ``cubin`` kernels: one ``{kind: value}`` per launch parameter.
+        tactics: ``cubin`` kernels: alternative launches of the step (each a binding with its
+            own kernel, grid, args and workspace) the runtime may time and pick at load.
+        tactic_key: The step's key in the known-tactics table (``--tune`` modules).
+        tactic_name: The launch configuration's name (``m64n128k32g8w4s3``).
     """
 
     name: str
@@ -71,6 +75,9 @@ class KernelBinding:
     launch: dict | None = None
     grid: list[int] | None = None
     args: list[dict[str, int | float]] | None = None
+    tactics: list[KernelBinding] | None = None
+    tactic_key: str | None = None
+    tactic_name: str | None = None
 
 
 @dataclass
@@ -169,28 +176,7 @@ def build_tables(
                 add(value, "arena", placed.offset, placed.nbytes)
             else:
                 raise InvariantError(f"value '{value.name}' (step {index}) has no arena placement")
-        key = (binding.name, binding.backend, binding.kind, binding.entry, binding.version,
-               str(binding.artifact) if binding.artifact else None,
-               json.dumps(binding.launch, sort_keys=True))  # fmt: skip
-        if key not in kernel_ids:
-            kid = len(kernel_table)
-            file = None
-            if binding.artifact is not None:
-                file = f"{fmt.KERNELS_DIR}/{kid}{Path(binding.artifact).suffix}"
-                artifacts[file] = Path(binding.artifact)
-            kernel_ids[key] = kid
-            kernel_table.append(
-                fmt.KernelEntry(
-                    kid,
-                    binding.name,
-                    binding.backend,
-                    binding.kind,
-                    binding.entry,
-                    file,
-                    binding.version,
-                    binding.launch,
-                )
-            )
+        key = _kernel_id(binding, kernel_ids, kernel_table, artifacts)
         in_names = (
             binding.inputs if binding.inputs is not None else [v and v.name for v in group.inputs]
         )
@@ -201,7 +187,7 @@ def build_tables(
         )
         plan_steps.append(
             fmt.PlanStep(
-                kernel=kernel_ids[key],
+                kernel=key,
                 node=group.name,
                 inputs=[_ref(id_of, n, group.name) for n in in_names],
                 outputs=[_ref(id_of, n, group.name) for n in out_names],
@@ -210,6 +196,7 @@ def build_tables(
                 workspace=int(binding.workspace),
                 grid=None if binding.grid is None else [int(g) for g in binding.grid],
                 args=None if binding.args is None else [dict(a) for a in binding.args],
+                **_tactic_fields(binding, kernel_ids, kernel_table, artifacts),
             )
         )
     signatures = []
@@ -244,6 +231,63 @@ def build_tables(
     return ModuleTables(
         manifest, module_plan, weights, align(weights_size, _weights_alignment(plan)), artifacts
     )
+
+
+def _kernel_id(
+    binding: KernelBinding,
+    kernel_ids: dict[tuple, int],
+    kernel_table: list[fmt.KernelEntry],
+    artifacts: dict[str, Path],
+) -> int:
+    """The kernel table id of ``binding``'s kernel, added to the table on first use."""
+    key = (binding.name, binding.backend, binding.kind, binding.entry, binding.version,
+           str(binding.artifact) if binding.artifact else None,
+           json.dumps(binding.launch, sort_keys=True))  # fmt: skip
+    if key not in kernel_ids:
+        kid = len(kernel_table)
+        file = None
+        if binding.artifact is not None:
+            file = f"{fmt.KERNELS_DIR}/{kid}{Path(binding.artifact).suffix}"
+            artifacts[file] = Path(binding.artifact)
+        kernel_ids[key] = kid
+        kernel_table.append(
+            fmt.KernelEntry(
+                kid,
+                binding.name,
+                binding.backend,
+                binding.kind,
+                binding.entry,
+                file,
+                binding.version,
+                binding.launch,
+            )
+        )
+    return kernel_ids[key]
+
+
+def _tactic_fields(
+    binding: KernelBinding,
+    kernel_ids: dict[tuple, int],
+    kernel_table: list[fmt.KernelEntry],
+    artifacts: dict[str, Path],
+) -> dict:
+    """A step's ``tactics`` (alternative launches, their kernels added to the table),
+    ``tactic_key`` and ``tactic_name``; empty for a step without alternatives."""
+    if not binding.tactics:
+        return {}
+    tactics = []
+    for alt in binding.tactics:
+        tactic = {
+            "kernel": _kernel_id(alt, kernel_ids, kernel_table, artifacts),
+            "grid": [int(g) for g in alt.grid or []],
+            "args": [dict(a) for a in alt.args or []],
+            "workspace": int(alt.workspace),
+        }
+        if alt.tactic_name:
+            tactic["name"] = alt.tactic_name
+        tactics.append(tactic)
+    return {"tactics": tactics, "tactic_key": binding.tactic_key,
+            "tactic_name": binding.tactic_name}  # fmt: skip
 
 
 def write_module(

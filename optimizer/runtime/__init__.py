@@ -12,12 +12,20 @@ docs/module-format.md; the runtime is csrc/.
 from __future__ import annotations
 
 from optimizer.runtime.errors import ModuleError
-from optimizer.runtime.module import CompiledModule, StepTime, TensorInfo, load, numpy_dtype
+from optimizer.runtime.module import (
+    CompiledModule,
+    StepTactics,
+    StepTime,
+    TensorInfo,
+    load,
+    numpy_dtype,
+)
 from optimizer.runtime.runner import runner_path
 
 __all__ = [
     "CompiledModule",
     "ModuleError",
+    "StepTactics",
     "StepTime",
     "TensorInfo",
     "load",

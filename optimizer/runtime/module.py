@@ -64,6 +64,40 @@ class StepTime:
     seconds: float
 
 
+@dataclass(frozen=True)
+class StepTactics:
+    """How one step's launch was chosen among its alternatives (cuda modules with tactics).
+
+    Attributes:
+        step: The step's index.
+        kernel: The step's kernel name.
+        node: The ONNX node the step came from.
+        names: Each candidate's configuration name (0: the step's own launch).
+        chosen: The candidate every run launches.
+        seconds: Each candidate's device time per launch (None: not timed in this load or
+            the cache).
+        source: ``"tuned"`` (timed at this load), ``"cache"`` (an earlier tuning on this GPU)
+            or ``"default"``.
+        key: The step's known-tactics table key.
+    """
+
+    step: int
+    kernel: str
+    node: str
+    names: tuple[str, ...]
+    chosen: int
+    seconds: tuple[float | None, ...]
+    source: str
+    key: str
+
+    def __str__(self) -> str:
+        parts = []
+        for i, (name, sec) in enumerate(zip(self.names, self.seconds)):
+            mark = "*" if i == self.chosen else ""
+            parts.append(f"{mark}{name or '?'} " + ("-" if sec is None else f"{sec * 1e6:.1f}us"))
+        return f"step {self.step} {self.kernel} ({self.node}), {self.source}: " + ", ".join(parts)
+
+
 def _native():
     try:
         from optimizer import _runtime
@@ -90,13 +124,19 @@ class CompiledModule:
         verify_checksums: bool = True,
         cuda_graphs: bool = True,
         target: str = "auto",
+        tune: bool = False,
     ) -> None:
         self.path = os.fspath(path)
         if target not in ("auto", "cpu", "cuda"):
             raise ModuleError(f"target must be 'auto', 'cpu' or 'cuda', got {target!r}")
-        self._module = _native().Module(self.path, verify_checksums, cuda_graphs, target)
+        self._module = _native().Module(
+            self.path, verify_checksums, cuda_graphs, target, bool(tune)
+        )
         if self._module.target_note:  # auto skipped cuda: say why, once
             logger.info("%s: %s; running on %s", self.path, self._module.target_note, self.device)
+        note = self._module.tactics_note
+        if note:
+            logger.warning("%s", note)
         self.inputs = [TensorInfo(n, d, tuple(s)) for n, d, s in self._module.inputs]
         self.outputs = [TensorInfo(n, d, tuple(s)) for n, d, s in self._module.outputs]
 
@@ -125,6 +165,17 @@ class CompiledModule:
     def steps(self) -> list[tuple[str, str]]:
         """(kernel name, node) per step, in run order."""
         return [tuple(s) for s in self._module.steps]
+
+    def tactics(self) -> list[StepTactics]:
+        """Each step with alternative launches (``optimize --target cuda --tune``): the
+        candidates, their times and the one chosen at load; empty for other modules."""
+        steps = self.steps
+        return [
+            StepTactics(
+                i, steps[i][0], steps[i][1], tuple(names), chosen, tuple(seconds), source, key
+            )
+            for i, names, chosen, seconds, source, key in self._module.tactics
+        ]
 
     @property
     def device(self) -> str:
@@ -339,6 +390,7 @@ def load(
     verify_checksums: bool = True,
     cuda_graphs: bool = True,
     target: str = "auto",
+    tune: bool = False,
 ) -> CompiledModule:
     """Loads a compiled module directory (docs/module-format.md) into the C++ runtime.
 
@@ -354,11 +406,17 @@ def load(
             module's cubins, else cpu; ``target_note`` says why cuda was skipped), ``"cpu"`` or
             ``"cuda"`` (forcing cuda without a driver fails). A single-target module loads as
             it is; forcing another target fails.
+        tune: cuda modules compiled with ``--tune``: time each step's alternative launches on
+            the GPU now (before the first run), keep the fastest and cache the choice in
+            ``$ODC_CACHE_DIR/cuda_tactics.json`` (as does ``ODC_CUDA_TUNE=1``); without it,
+            cached choices are reused, else each step's default launch runs. See
+            :meth:`CompiledModule.tactics`.
 
     Raises:
         ModuleError: the module is missing, damaged, of another format version, or needs a
             kernel this runtime cannot provide; the message names what and where.
     """
     return CompiledModule(
-        path, verify_checksums=verify_checksums, cuda_graphs=cuda_graphs, target=target
+        path, verify_checksums=verify_checksums, cuda_graphs=cuda_graphs, target=target,
+        tune=tune,
     )

@@ -285,8 +285,8 @@ def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
         _compile(_add_relu(), tmp_path / "m", arch="sm_42")
     with pytest.raises(UsageError, match="--precision fp8: unknown precision"):
         _compile(_add_relu(), tmp_path / "m", precision="fp8")
-    with pytest.raises(UsageError, match=r"--tune .* does not apply to --target cuda"):
-        _compile(_add_relu(), tmp_path / "m", tune=True)
+    with pytest.raises(UsageError, match=r"--tune-threads .* does not apply to --target cuda"):
+        _compile(_add_relu(), tmp_path / "m", tune=True, tune_threads=2)
     assert not (tmp_path / "m").exists()
 
 
@@ -317,7 +317,7 @@ def test_cli_compiles_for_cuda(model_file: Path, tmp_path: Path, capsys) -> None
         (["--target", "tpu"], "--target tpu: unknown target (use cpu or cuda)"),
         (["--arch", "sm_90"], "--arch applies to --target cuda only"),
         (["--precision", "fp16"], "--precision applies to --target cuda only"),
-        (["--target", "cuda", "--tune"], "--tune times CPU kernels; it does not apply"),
+        (["--target", "cuda", "--tune-threads", "2"], "--tune-threads times CPU kernels"),
     ],
 )
 def test_cli_flag_errors_are_one_line(

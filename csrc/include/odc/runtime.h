@@ -42,6 +42,11 @@ typedef struct odc_module odc_module;
  * forced target other than theirs fails the same way. */
 #define ODC_LOAD_TARGET_CPU 4u
 #define ODC_LOAD_TARGET_CUDA 8u
+/* CUDA modules with tactics (alternative launches of a step, see docs/module-format.md): time
+ * every step's alternatives on the device at load, keep the fastest and store the choice in
+ * the tactics cache ($ODC_CACHE_DIR/cuda_tactics.json). Without it cached choices are used,
+ * else each step's own launch. The environment variable ODC_CUDA_TUNE=1 does the same. */
+#define ODC_LOAD_CUDA_TUNE 16u
 
 /* A signature entry (an input or output of the module). Pointers stay valid until the module
  * is freed. */
@@ -88,6 +93,22 @@ int32_t odc_module_num_steps(const odc_module* module); /* -1 on error */
 int32_t odc_module_step_info(const odc_module* module, int32_t index, odc_step_info* out);
 int64_t odc_module_arena_size(const odc_module* module);     /* -1 on error */
 int64_t odc_module_workspace_size(const odc_module* module); /* -1 on error */
+
+/* A step's tactics: candidate 0 is the step's own launch, candidate t + 1 its tactics[t].
+ * Pointers stay valid until the module is freed. */
+typedef struct odc_tactic_info {
+  int32_t num_candidates;      /* 1 + the step's tactics (1: nothing to choose) */
+  int32_t chosen;              /* the candidate every run launches */
+  const char* source;          /* "default", "cache" (an earlier tuning) or "tuned" (this load) */
+  const char* key;             /* the step's known-tactics key ("" when the plan has none) */
+  const double* seconds;       /* per candidate: device seconds per launch, -1 if not timed */
+  const char* const* names;    /* per candidate: configuration name ("" when unnamed) */
+} odc_tactic_info;
+
+int32_t odc_module_step_tactics(const odc_module* module, int32_t index, odc_tactic_info* out);
+
+/* Why the tactics cache could not be read or written ("" when it could, or was not needed). */
+const char* odc_module_tactics_note(const odc_module* module);
 
 /* Threads each kernel may use (>= 1). The default is the machine's hardware concurrency. */
 int32_t odc_module_set_num_threads(odc_module* module, int32_t num_threads);
