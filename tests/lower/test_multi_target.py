@@ -182,7 +182,7 @@ def test_options_per_part() -> None:
     options = CompileOptions(target="cpu,cuda", precision="bf16", arch="sm_80", tune=True)
     cpu, cuda = target_options(options, "cpu"), target_options(options, "cuda")
     assert (cpu.target, cpu.precision, cpu.arch, cpu.tune) == ("cpu", "fp32", "sm_90", True)
-    assert (cuda.target, cuda.precision, cuda.arch, cuda.tune) == ("cuda", "bf16", "sm_80", False)
+    assert (cuda.target, cuda.precision, cuda.arch, cuda.tune) == ("cuda", "bf16", "sm_80", True)
 
 
 def test_a_cuda_part_that_cannot_compile_leaves_nothing_behind(
