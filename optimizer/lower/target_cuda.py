@@ -17,7 +17,14 @@ accumulate in fp32); the module's inputs and outputs keep the model's types, con
 View copies (the native ``copy`` entry: Reshape, Flatten, Squeeze...) are dropped once every
 kernel is compiled: their readers take the source buffer's pointer (``elide_views``).
 
-Nothing here needs a GPU: Triton compiles for a named architecture on any machine.
+A few entries also have a hand-written CUDA C++ kernel compiled with NVRTC (``kernels/cuda``:
+``gather``, ``resize_nearest_f32``, ``resize_bilinear_f32``). ``nvrtc_default`` picks it as the
+step's kernel where ``kernels.cuda.plans.prefer_nvrtc`` says so (and NVRTC is installed); the
+step then records the NVRTC cubin (kernel ``backend`` ``nvrtc``) in the same format as a Triton
+cubin. ``kernels.cuda.plans.nvrtc_alternatives`` gives the NVRTC launches of a step as tactic
+alternatives for load-time timing.
+
+Nothing here needs a GPU: Triton and NVRTC compile for a named architecture on any machine.
 """
 
 from __future__ import annotations
@@ -74,7 +81,9 @@ class CudaLowering:
 
     steps: list[FusionGroup]
     bounds: list[Bound]
-    launches: list[Any] = field(default_factory=list)  # the TritonLaunch of each step
+    # the TritonLaunch of each step (also where the step runs the NVRTC kernel: same contract,
+    # so CPU tests emulate a module with the Triton twins)
+    launches: list[Any] = field(default_factory=list)
     compiled: int = 0
     cached: int = 0
     elided: int = 0
@@ -180,10 +189,11 @@ def lower_cuda(
         assert plan is not None
         try:
             launch = plan(ins, outs, list(binding.iparams), list(binding.fparams))
-            cubin = aot.compile_launch(
+            chosen = nvrtc_default(binding.entry, ins, outs, binding, options)
+            kernel, cubin = chosen or (launch, aot.compile_launch(
                 launch, ins, outs, options.arch, allow_tf32=options.allow_tf32,
                 use_cache=options.cache,
-            )  # fmt: skip
+            ))  # fmt: skip
         except Unsupported as err:
             problems.append(_unsupported(model, group, f"triton.{binding.entry}", str(err)))
             continue
@@ -192,23 +202,23 @@ def lower_cuda(
             continue
         result.compiled += 0 if cubin.cached else 1
         result.cached += 1 if cubin.cached else 0
-        result.kernels[launch.name] = result.kernels.get(launch.name, 0) + 1
+        result.kernels[kernel.name] = result.kernels.get(kernel.name, 0) + 1
         result.launches.append(launch)
         result.bounds.append(Bound(KernelBinding(
-            name=launch.name,
-            backend="triton",
+            name=kernel.name,
+            backend=kernel.name.split(".")[0],
             kind="cubin",
             entry=cubin.entry,
             version=1,
             artifact=cubin.path,
             iparams=list(binding.iparams),
             fparams=list(binding.fparams),
-            workspace=int(launch.workspace),
+            workspace=int(kernel.workspace),
             inputs=_names(binding, group, True),
             outputs=_names(binding, group, False),
             launch=cubin.launch_metadata(),
-            grid=list(launch.grid),
-            args=aot.step_args(cubin, launch),
+            grid=list(kernel.grid),
+            args=aot.step_args(cubin, kernel),
         )))  # fmt: skip
     _raise_first(problems)
     place_zeroed_workspaces(result.bounds, result.launches)
@@ -223,6 +233,27 @@ def lower_cuda(
         options.precision,
     )  # fmt: skip
     return result
+
+
+def nvrtc_default(
+    entry: str, ins: list, outs: list, binding: KernelBinding, options: CudaOptions
+) -> tuple[Any, Any] | None:
+    """The NVRTC launch and cubin of a step whose default kernel is the hand-written CUDA C++
+    one (``kernels/cuda/plans.py``: ``prefer_nvrtc``), or None for the Triton twin (also when
+    NVRTC, the ``cuda`` extra, is not installed or the NVRTC plan refuses the step)."""
+    from optimizer.kernels.cuda import plans as nvrtc_plans
+    from optimizer.kernels.cuda.nvrtc import NvrtcError
+
+    iparams, fparams = list(binding.iparams), list(binding.fparams)
+    if not nvrtc_plans.prefer_nvrtc(entry, ins, outs, iparams, fparams):
+        return None
+    try:
+        found = nvrtc_plans.nvrtc_alternatives(entry, ins, outs, iparams, fparams, options.arch,
+                                               use_cache=options.cache)  # fmt: skip
+    except NvrtcError as err:
+        log.warning("%s: NVRTC kernel not built (%s); using the Triton kernel", entry, err)
+        return None
+    return (found[0].launch, found[0].cubin) if found else None
 
 
 def place_zeroed_workspaces(bounds: Sequence[Bound], launches: Sequence[Any]) -> int:
