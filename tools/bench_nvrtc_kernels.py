@@ -84,6 +84,11 @@ def _cases():
                 out = tuple(shape[:axis]) + idx.shape + tuple(shape[axis + 1 :])
                 cases.append((f"gather/{dt}/{it}/a{axis}/{shape}", "gather", [data, idx],
                               [dt, it], out, [axis], [], False))  # fmt: skip
+    for dt in FLOATS:
+        for shape in ((2, 3, 5, 7), (1, 4, 1, 1), (2, 2, 40, 50), (1, 3, 2, 3, 4)):
+            x = rng.standard_normal(shape).astype(np.float32)
+            cases.append((f"global_avgpool/{dt}/{shape}", "global_avgpool_f32", [x], [dt],
+                          shape[:2], [], [], False))  # fmt: skip
     data = rng.standard_normal((3, 4)).astype(np.float32)
     idx = np.array([1, 7, -9], np.int64)
     cases.append(("gather/out_of_range", "gather", [data, idx], ["float32", "int64"], (3, 4), [0],
@@ -96,6 +101,9 @@ def _cases():
                 kind = entry.split("_")[1]
                 cases.append((f"zoo/unet_resize_{kind}/{dt}/b{b}", entry, [x], [dt],
                               (b, 64, 32, 32), ip, [2.0, 2.0], True))  # fmt: skip
+            x = rng.standard_normal((b, 2048, 7, 7)).astype(np.float32)
+            cases.append((f"zoo/resnet_gap/{dt}/b{b}", "global_avgpool_f32", [x], [dt],
+                          (b, 2048), [], [], True))  # fmt: skip
             table = rng.standard_normal((1000, 64)).astype(np.float32)
             ids = rng.integers(0, 1000, (b, 16)).astype(np.int64)
             cases.append((f"zoo/bert_embedding/{dt}/b{b}", "gather", [table, ids], [dt, "int64"],
@@ -125,6 +133,9 @@ def prepare(out: Path, arch: str) -> None:
             a = ip[0]
             mask = ok.reshape((1,) * a + ok.shape + (1,) * (len(ins[0].shape) - a - 1))
             want = np.where(mask, want, np.zeros_like(want))
+        elif entry == "global_avgpool_f32":
+            x32 = _as_f32(raw[0], dts[0]).astype(np.float64)
+            want = x32.mean(axis=tuple(range(2, x32.ndim))).astype(np.float32)
         else:
             x32 = _as_f32(raw[0], dts[0])
             nearest = ip[1] if entry == "resize_nearest_f32" else None
@@ -213,7 +224,11 @@ def run(root: Path, rounds: int, reps: int) -> int:
         msgs = []
         for backend, got in outs.items():
             g = _f32(got, dt)
-            if rec["entry"] == "resize_bilinear_f32":
+            if rec["entry"] == "global_avgpool_f32":
+                err = float(np.max(np.abs(g - want)))
+                ok = err <= {"float32": 1e-5, "float16": 1e-3, "bfloat16": 8e-3}[dt] * 2
+                msgs.append(f"{backend} max|err| {err:.2e}")
+            elif rec["entry"] == "resize_bilinear_f32":
                 err = float(np.max(np.abs(g - want))) if g.size else 0.0
                 ok = err <= TOL[dt] * max(1.0, float(np.max(np.abs(want), initial=0)))
                 msgs.append(f"{backend} max|err| {err:.2e}")

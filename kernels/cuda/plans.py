@@ -11,7 +11,8 @@ kernel's (no hidden parameters, no dynamic shared memory), so modules and the C+
 both backends alike (the manifest's kernel ``backend`` says ``nvrtc``).
 
 Entries: ``gather`` (any dtype: moved in 1 to 16-byte units; int32 / int64 indices),
-``resize_nearest_f32`` and ``resize_bilinear_f32`` (float32 / float16 / bfloat16).
+``resize_nearest_f32``, ``resize_bilinear_f32`` and ``global_avgpool_f32`` (one warp a plane)
+(float32 / float16 / bfloat16).
 
 Which kernel a step gets:
 
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from optimizer.kernels.triton.launch import (
+    F32,
     FLOAT_DTYPES,
     I32,
     I64,
@@ -223,7 +225,34 @@ def plan_gather(inputs, outputs, iparams, fparams) -> NvrtcLaunch:
     )  # fmt: skip
 
 
+def plan_global_avgpool(inputs, outputs, iparams, fparams) -> NvrtcLaunch:
+    """global_avgpool_f32: X [N, C, spatial...] -> Y [N, C, 1, ...] or [N, C]; one warp a plane."""
+    entry = "global_avgpool_f32"
+    if iparams or fparams or len(inputs) != 1 or inputs[0] is None or len(outputs) != 1:
+        raise Unsupported(f"{entry}: one input X, one output Y, no parameters")
+    xd, yd = inputs[0], outputs[0]
+    if xd.dtype not in FLOAT_DTYPES or yd.dtype != xd.dtype:
+        raise Unsupported(f"{entry}: X and Y must share one of {FLOAT_DTYPES}")
+    x, y = xd.shape, yd.shape
+    fits = len(x) >= 3 and y[:2] == x[:2] and len(y) in (2, len(x)) and all(d == 1 for d in y[2:])
+    if not fits:
+        raise Unsupported(f"{entry}: output Y {y} does not fit X {x}")
+    planes = x[0] * x[1]
+    s = xd.numel // planes if planes else 0
+    if planes == 0 or s == 0:
+        raise Unsupported(f"{entry}: empty X {x}")
+    threads = 256
+    return NvrtcLaunch(
+        name="nvrtc.global_avgpool", source="pool.cu",
+        entry=f"global_avgpool_{SUFFIX[xd.dtype]}",
+        args={"x": In(0), "y": Out(0), "planes": I64(planes), "S": I64(s),
+              "inv_s": F32(float(struct.unpack("<f", struct.pack("<f", 1.0 / s))[0]))},
+        grid=(_cdiv(planes * 32, threads),), num_warps=threads // 32,
+    )  # fmt: skip
+
+
 _PLANS: dict[str, PlanFn] = {
+    "global_avgpool_f32": plan_global_avgpool,
     "gather": plan_gather,
     "resize_nearest_f32": plan_resize_nearest,
     "resize_bilinear_f32": plan_resize_bilinear,

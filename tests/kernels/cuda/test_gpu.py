@@ -124,3 +124,19 @@ def test_gather(dtype: str, idx_dtype: str, axis: int, shape) -> None:
     y = cp.full(want.shape, 0x55, dtype=raw.dtype)
     _launch(launch, [cp.asarray(raw), cp.asarray(idx)], y)
     np.testing.assert_array_equal(cp.asnumpy(y), want)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize(
+    "shape", [(2, 3, 5, 7), (1, 4, 1, 1), (2, 2, 40, 50), (16, 2048, 7, 7), (1, 3, 2, 3, 4)]
+)
+def test_global_avgpool(dtype: str, shape) -> None:
+    raw = _store(np.random.default_rng(2).standard_normal(shape).astype(np.float32), dtype)
+    want = _load(raw, dtype).astype(np.float64).mean(axis=tuple(range(2, len(shape))))
+    launch = plans.plan_global_avgpool([TensorDesc(shape, dtype)],
+                                       [TensorDesc(shape[:2], dtype)], [], [])  # fmt: skip
+    y = cp.full(shape[:2], 0x55, dtype=raw.dtype)
+    _launch(launch, [cp.asarray(raw)], y)
+    # fp32 sums (order differs from NumPy's) then the output's rounding
+    tol = {"float32": 1e-5, "float16": 1e-3, "bfloat16": 8e-3}[dtype]
+    np.testing.assert_allclose(_load(cp.asnumpy(y), dtype), want, rtol=tol, atol=tol)

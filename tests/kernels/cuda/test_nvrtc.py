@@ -25,6 +25,8 @@ def _launches():
         x, y = TensorDesc((2, 3, 5, 7), dt), TensorDesc((2, 3, 10, 14), dt)
         out.append((f"nearest-{dt}", plans.plan_resize_nearest([x], [y], [0, 0], [0.0, 0.0])))
         out.append((f"bilinear-{dt}", plans.plan_resize_bilinear([x], [y], [1], [0.0, 0.0])))
+        gap = plans.plan_global_avgpool([x], [TensorDesc((2, 3, 1, 1), dt)], [], [])
+        out.append((f"global-avgpool-{dt}", gap))
     for dt, inner in (("uint8", 3), ("float16", 3), ("float32", 3), ("int64", 3),
                       ("float16", 64)):  # fmt: skip
         for it in ("int32", "int64"):
@@ -39,7 +41,7 @@ LAUNCHES = _launches()
 
 def test_every_kernel_of_the_sources_is_planned() -> None:
     entries = {launch.entry for _, launch in LAUNCHES}
-    assert entries == {f"resize_{m}_{s}" for m in ("nearest", "bilinear")
+    assert entries == {f"{k}_{s}" for k in ("resize_nearest", "resize_bilinear", "global_avgpool")
                        for s in ("f32", "f16", "bf16")} | {
         f"gather_u{b}_{i}" for b in (8, 16, 32, 64, 128) for i in ("i32", "i64")}  # fmt: skip
 
@@ -122,6 +124,8 @@ def test_plans_refuse_what_the_kernels_cannot_do() -> None:
     with pytest.raises(Unsupported, match="indices must be int32 or int64"):
         plans.plan_gather([x, TensorDesc((2,), "float32")], [TensorDesc((2, 1, 2, 2), "float32")],
                           [0], [])  # fmt: skip
+    with pytest.raises(Unsupported, match="does not fit X"):
+        plans.plan_global_avgpool([x], [TensorDesc((1, 1, 2, 1), "float32")], [], [])
     with pytest.raises(Unsupported, match="should be"):
         plans.plan_gather([x, TensorDesc((2,), "int64")], [TensorDesc((2, 2), "float32")], [0], [])
 
