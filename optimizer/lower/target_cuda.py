@@ -18,8 +18,9 @@ View copies (the native ``copy`` entry: Reshape, Flatten, Squeeze...) are droppe
 kernel is compiled: their readers take the source buffer's pointer (``elide_views``).
 
 A few entries also have a hand-written CUDA C++ kernel compiled with NVRTC (``kernels/cuda``:
-``gather``, ``resize_nearest_f32``, ``resize_bilinear_f32``). ``nvrtc_default`` picks it as the
-step's kernel where ``kernels.cuda.plans.prefer_nvrtc`` says so (and NVRTC is installed); the
+``gather``, ``resize_nearest_f32``, ``resize_bilinear_f32``, ``global_avgpool_f32``).
+``nvrtc_default`` picks it as the step's kernel where ``kernels.cuda.plans.prefer_nvrtc`` says so
+(from H100 timings: a global average pool over few planes) and NVRTC is installed; the
 step then records the NVRTC cubin (kernel ``backend`` ``nvrtc``) in the same format as a Triton
 cubin. ``kernels.cuda.plans.nvrtc_alternatives`` gives the NVRTC launches of a step as tactic
 alternatives for load-time timing.

@@ -92,7 +92,10 @@ def test_resize_step_runs_the_nvrtc_kernel_where_the_rule_says_so(tmp_path, monk
                    for la in report.cuda.launches)  # fmt: skip
 
 
-def test_embedding_gather_is_nvrtc_by_default(tmp_path) -> None:
+def test_embedding_gather_by_the_rule(tmp_path, monkeypatch) -> None:
+    manifest, _, _ = _compile(_embedding_model(), tmp_path / "default", precision="fp16")
+    assert {k["backend"] for k in manifest["kernels"]} == {"triton"}  # Triton measured faster
+    monkeypatch.setattr(plans, "prefer_nvrtc", lambda entry, *a: entry == "gather")
     manifest, plan, _ = _compile(_embedding_model(), tmp_path / "m", precision="fp16")
     by = _steps_by_backend(manifest, plan)
     (nv,) = by["nvrtc"]
@@ -100,8 +103,25 @@ def test_embedding_gather_is_nvrtc_by_default(tmp_path) -> None:
     assert nv["step"]["args"][:3] == [{"in": 0}, {"in": 1}, {"out": 0}]
 
 
+def _gap_model() -> onnx.ModelProto:
+    return make_model(
+        [helper.make_node("GlobalAveragePool", ["x"], ["y"], name="gap")],
+        [("x", FLOAT, [1, 64, 7, 7])], [("y", FLOAT, [1, 64, 1, 1])],
+    )  # fmt: skip
+
+
+def test_a_small_global_avgpool_is_nvrtc_by_default(tmp_path) -> None:
+    manifest, plan, _ = _compile(_gap_model(), tmp_path / "m")
+    (nv,) = _steps_by_backend(manifest, plan)["nvrtc"]
+    assert nv["kernel"]["entry"] == "global_avgpool_f32"
+    assert nv["kernel"]["launch"]["params"] == ["ptr", "ptr", "i64", "i64", "f32"]
+    assert nv["step"]["args"] == [{"in": 0}, {"out": 0}, {"i64": 64}, {"i64": 49},
+                                  {"f32": pytest.approx(1 / 49)}]  # fmt: skip
+
+
 def test_without_nvrtc_the_triton_kernel_is_used(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(nvrtc, "available", lambda: "NVRTC is not installed")
+    monkeypatch.setattr(plans, "prefer_nvrtc", lambda entry, *a: True)
     manifest, _, _ = _compile(_embedding_model(), tmp_path / "m")
     assert {k["backend"] for k in manifest["kernels"]} == {"triton"}
     assert "triton.gather" in {k["name"] for k in manifest["kernels"]}

@@ -144,11 +144,15 @@ def test_gather_moves_the_widest_unit_dividing_a_row() -> None:
 
 
 def test_prefer_nvrtc_rule() -> None:
+    # H100 timings (plans.py's docstring): only a global average pool over few planes
+    gap = TensorDesc((1, 2048, 7, 7), "float16")
+    assert plans.prefer_nvrtc("global_avgpool_f32", [gap], [TensorDesc((1, 2048), "float16")],
+                              [], [])  # fmt: skip
+    big = TensorDesc((16, 2048, 7, 7), "float16")
+    assert not plans.prefer_nvrtc("global_avgpool_f32", [big],
+                                  [TensorDesc((16, 2048), "float16")], [], [])  # fmt: skip
     table, ids = TensorDesc((1000, 64), "float16"), TensorDesc((16, 16), "int64")
-    out = TensorDesc((16, 16, 64), "float16")
-    assert plans.prefer_nvrtc("gather", [table, ids], [out], [0], [])
-    small = TensorDesc((1000, 3), "float32")
-    assert not plans.prefer_nvrtc("gather", [small, ids], [TensorDesc((16, 16, 3), "float32")],
+    assert not plans.prefer_nvrtc("gather", [table, ids], [TensorDesc((16, 16, 64), "float16")],
                                   [0], [])  # fmt: skip
     x, y = TensorDesc((1, 64, 16, 16), "float16"), TensorDesc((1, 64, 32, 32), "float16")
     assert not plans.prefer_nvrtc("resize_nearest_f32", [x], [y], [0, 0], [2.0, 2.0])
