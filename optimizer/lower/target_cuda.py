@@ -17,7 +17,15 @@ accumulate in fp32); the module's inputs and outputs keep the model's types, con
 View copies (the native ``copy`` entry: Reshape, Flatten, Squeeze...) are dropped once every
 kernel is compiled: their readers take the source buffer's pointer (``elide_views``).
 
-Nothing here needs a GPU: Triton compiles for a named architecture on any machine.
+A few entries also have a hand-written CUDA C++ kernel compiled with NVRTC (``kernels/cuda``:
+``gather``, ``resize_nearest_f32``, ``resize_bilinear_f32``, ``global_avgpool_f32``).
+``nvrtc_default`` picks it as the step's kernel where ``kernels.cuda.plans.prefer_nvrtc`` says so
+(from H100 timings: a global average pool over few planes) and NVRTC is installed; the
+step then records the NVRTC cubin (kernel ``backend`` ``nvrtc``) in the same format as a Triton
+cubin. ``kernels.cuda.plans.nvrtc_alternatives`` gives the NVRTC launches of a step as tactic
+alternatives for load-time timing.
+
+Nothing here needs a GPU: Triton and NVRTC compile for a named architecture on any machine.
 """
 
 from __future__ import annotations
@@ -77,7 +85,9 @@ class CudaLowering:
 
     steps: list[FusionGroup]
     bounds: list[Bound]
-    launches: list[Any] = field(default_factory=list)  # the TritonLaunch of each step
+    # the TritonLaunch of each step (also where the step runs the NVRTC kernel: same contract,
+    # so CPU tests emulate a module with the Triton twins)
+    launches: list[Any] = field(default_factory=list)
     compiled: int = 0
     cached: int = 0
     elided: int = 0
@@ -187,10 +197,11 @@ def lower_cuda(
         try:
             with target_arch(options.arch):
                 launch = plan(ins, outs, list(binding.iparams), list(binding.fparams))
-            cubin = aot.compile_launch(
+            chosen = nvrtc_default(binding.entry, ins, outs, binding, options)
+            kernel, cubin = chosen or (launch, aot.compile_launch(
                 launch, ins, outs, options.arch, allow_tf32=options.allow_tf32,
                 use_cache=options.cache,
-            )  # fmt: skip
+            ))  # fmt: skip
         except Unsupported as err:
             problems.append(_unsupported(model, group, f"triton.{binding.entry}", str(err)))
             continue
@@ -199,23 +210,23 @@ def lower_cuda(
             continue
         result.compiled += 0 if cubin.cached else 1
         result.cached += 1 if cubin.cached else 0
-        result.kernels[launch.name] = result.kernels.get(launch.name, 0) + 1
+        result.kernels[kernel.name] = result.kernels.get(kernel.name, 0) + 1
         result.launches.append(launch)
         result.bounds.append(Bound(KernelBinding(
-            name=launch.name,
-            backend="triton",
+            name=kernel.name,
+            backend=kernel.name.split(".")[0],
             kind="cubin",
             entry=cubin.entry,
             version=1,
             artifact=cubin.path,
             iparams=list(binding.iparams),
             fparams=list(binding.fparams),
-            workspace=int(launch.workspace),
+            workspace=int(kernel.workspace),
             inputs=_names(binding, group, True),
             outputs=_names(binding, group, False),
             launch=cubin.launch_metadata(),
-            grid=list(launch.grid),
-            args=aot.step_args(cubin, launch),
+            grid=list(kernel.grid),
+            args=aot.step_args(cubin, kernel),
         )))  # fmt: skip
         if options.tune:
             _add_tactics(result, binding, ins, outs, launch, options)
@@ -234,6 +245,27 @@ def lower_cuda(
     return result
 
 
+def nvrtc_default(
+    entry: str, ins: list, outs: list, binding: KernelBinding, options: CudaOptions
+) -> tuple[Any, Any] | None:
+    """The NVRTC launch and cubin of a step whose default kernel is the hand-written CUDA C++
+    one (``kernels/cuda/plans.py``: ``prefer_nvrtc``), or None for the Triton twin (also when
+    NVRTC, the ``cuda`` extra, is not installed or the NVRTC plan refuses the step)."""
+    from optimizer.kernels.cuda import plans as nvrtc_plans
+    from optimizer.kernels.cuda.nvrtc import NvrtcError
+
+    iparams, fparams = list(binding.iparams), list(binding.fparams)
+    if not nvrtc_plans.prefer_nvrtc(entry, ins, outs, iparams, fparams):
+        return None
+    try:
+        found = nvrtc_plans.nvrtc_alternatives(entry, ins, outs, iparams, fparams, options.arch,
+                                               use_cache=options.cache)  # fmt: skip
+    except NvrtcError as err:
+        log.warning("%s: NVRTC kernel not built (%s); using the Triton kernel", entry, err)
+        return None
+    return (found[0].launch, found[0].cubin) if found else None
+
+
 def place_zeroed_workspaces(
     bounds: Sequence[Bound], launches: Sequence[Any], tactic_launches: dict[int, list] | None = None
 ) -> int:
@@ -245,7 +277,9 @@ def place_zeroed_workspaces(
     the step's tactics (``--tune``), placed the same way. Returns the region's offset."""
     tactic_launches = tactic_launches or {}
     every = [*launches, *(a for alts in tactic_launches.values() for a in alts)]
-    scratch = max((int(la.workspace) for la in every if not la.zeroed_base), default=0)
+    scratch = max(
+        (int(la.workspace) for la in every if not getattr(la, "zeroed_base", "")), default=0
+    )
     base = -(-scratch // 256) * 256
 
     def place(binding: KernelBinding, launch: Any) -> None:
@@ -256,10 +290,10 @@ def place_zeroed_workspaces(
         launch.args[launch.zeroed_base] = type(launch.args[launch.zeroed_base])("i64", base)
 
     for i, (bound, launch) in enumerate(zip(bounds, launches)):
-        if launch.zeroed_base:
+        if launch.zeroed_base and bound.binding.backend == "triton":
             place(bound.binding, launch)
         for tactic, alt in zip(bound.binding.tactics or [], tactic_launches.get(i, [])):
-            if alt.zeroed_base:
+            if getattr(alt, "zeroed_base", ""):
                 place(tactic, alt)
     return base
 
@@ -275,12 +309,14 @@ def _add_tactics(
     from optimizer.kernels.triton.launch import Unsupported, alternatives_for
 
     alternatives = alternatives_for(binding.entry)
-    if alternatives is None:
-        return
     iparams, fparams = list(binding.iparams), list(binding.fparams)
-    with target_arch(options.arch):
-        launches = alternatives(ins, outs, iparams, fparams)
+    launches = []
+    if alternatives is not None:
+        with target_arch(options.arch):
+            launches = alternatives(ins, outs, iparams, fparams)
     target = result.bounds[-1].binding
+    if target.backend == "nvrtc":  # the hand-written kernel is the default: time its Triton twin
+        launches = [launch]
     tactics, kept = [], []
     for alt in launches:
         try:
@@ -297,12 +333,36 @@ def _add_tactics(
             grid=list(alt.grid), args=aot.step_args(cubin, alt), tactic_name=alt.tactic or None,
         ))  # fmt: skip
         kept.append(alt)
+    if target.backend != "nvrtc":  # the hand-written CUDA C++ twin, where there is one
+        for alt in _nvrtc_candidates(binding.entry, ins, outs, iparams, fparams, options):
+            tactics.append(KernelBinding(
+                name=alt.launch.name, backend="nvrtc", kind="cubin", entry=alt.cubin.entry,
+                version=1, artifact=alt.cubin.path, workspace=0,
+                launch=alt.cubin.launch_metadata(), grid=list(alt.launch.grid),
+                args=aot.step_args(alt.cubin, alt.launch), tactic_name="nvrtc",
+            ))  # fmt: skip
+            kept.append(alt.launch)
     if tactics:
         result.tactic_launches[len(result.bounds) - 1] = kept
         target.tactics = tactics
         target.tactic_key = tactic_key(binding.entry, ins, outs, iparams)
         target.tactic_name = launch.tactic or None
         result.tuned += 1
+
+
+def _nvrtc_candidates(
+    entry: str, ins: list, outs: list, iparams: list, fparams: list, options: CudaOptions
+) -> list:
+    """NVRTC twins of a step for its tactics; none when NVRTC (the ``cuda`` extra) is missing."""
+    from optimizer.kernels.cuda import plans as nvrtc_plans
+    from optimizer.kernels.cuda.nvrtc import NvrtcError
+
+    try:
+        return nvrtc_plans.nvrtc_alternatives(entry, ins, outs, iparams, fparams, options.arch,
+                                              use_cache=options.cache)  # fmt: skip
+    except NvrtcError as err:
+        log.info("%s: no NVRTC tactic (%s)", entry, err)
+        return []
 
 
 def elide_views(
