@@ -21,12 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from optimizer.kernels.cache import cache_root, load_cubin, store_cubin
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +130,7 @@ def sources() -> list[str]:
 
 def cache_dir() -> Path:
     """``$ODC_CACHE_DIR/cubins`` (default ``~/.cache/onnx-deploy-optimizer/cubins``)."""
-    base = os.environ.get("ODC_CACHE_DIR")
-    root = Path(base) if base else Path.home() / ".cache" / "onnx-deploy-optimizer"
-    return root / "cubins"
+    return cache_root() / "cubins"
 
 
 def compile_source(
@@ -164,7 +162,8 @@ def compile_source(
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     root = directory or cache_dir()
     if use_cache:
-        hit = _load_cached(root, key, source)
+        hit = load_cubin(root, key, source, CACHE_VERSION,
+                         lambda record, cubin: _compiled(source, record, cubin, key))  # fmt: skip
         if hit is not None:
             return hit
     cubin, ptx = _compile(source, text, headers, options)
@@ -173,16 +172,7 @@ def compile_source(
         raise NvrtcError(f'{source}: NVRTC produced no kernel (no extern "C" __global__)')
     record = {"version": CACHE_VERSION, "source": source, "arch": arch, "nvrtc": version,
               "kernels": kernels}  # fmt: skip
-    out = root / f"{key}.cubin"
-    if use_cache:
-        try:
-            _store(root, key, cubin, record)
-        except OSError as err:
-            log.warning("cubin cache %s not written: %s", root, err)
-            use_cache = False
-    if not use_cache:
-        out = Path(tempfile.mkdtemp(prefix="odc-nvrtc-")) / f"{key}.cubin"
-        out.write_bytes(cubin)
+    out = store_cubin(root, key, cubin, record, use_cache)
     log.debug("nvrtc: compiled %s for %s: %d bytes, %d kernels", source, arch, len(cubin),
               len(kernels))  # fmt: skip
     return CompiledSource(source, arch, out, kernels, key, cached=False)
@@ -224,34 +214,7 @@ def _first_error(nvrtc: Any, prog: Any) -> str:
     return (errors or [ln for ln in lines if ln] or ["no log"])[0]
 
 
-def _load_cached(root: Path, key: str, source: str) -> CompiledSource | None:
-    meta_path, path = root / f"{key}.json", root / f"{key}.cubin"
-    try:
-        record = json.loads(meta_path.read_text())
-        if record.get("version") != CACHE_VERSION or not path.is_file():
-            return None
-        with open(path, "rb") as f:
-            if f.read(4) != b"\x7fELF":
-                return None
-        kernels = {str(k): [str(t) for t in v] for k, v in record["kernels"].items()}
-        return CompiledSource(source, str(record["arch"]), path, kernels, key, cached=True)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        log.warning("cubin cache entry %s for %s is unreadable (%s): recompiling", key, source,
-                    err)  # fmt: skip
-        return None
-
-
-def _store(root: Path, key: str, data: bytes, record: dict[str, Any]) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    # The cubin first: a metadata file is only ever next to a complete cubin.
-    for suffix, blob in ((".cubin", data), (".json", json.dumps(record).encode())):
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=root)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
-            os.replace(tmp, root / f"{key}{suffix}")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+def _compiled(source: str, record: dict[str, Any], cubin: Path, key: str) -> CompiledSource:
+    """A cache entry's record as a :class:`CompiledSource`."""
+    kernels = {str(k): [str(t) for t in v] for k, v in record["kernels"].items()}
+    return CompiledSource(source, str(record["arch"]), cubin, kernels, key, cached=True)

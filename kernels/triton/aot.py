@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optimizer.kernels.cache import cache_root, load_cubin, store_cubin
 from optimizer.kernels.triton.launch import TensorDesc, TritonLaunch, Unsupported
 
 log = logging.getLogger(__name__)
@@ -100,9 +101,7 @@ class Cubin:
 
 def cache_dir() -> Path:
     """``$ODC_CACHE_DIR/cubins`` (default ``~/.cache/onnx-deploy-optimizer/cubins``)."""
-    base = os.environ.get("ODC_CACHE_DIR")
-    root = Path(base) if base else Path.home() / ".cache" / "onnx-deploy-optimizer"
-    return root / "cubins"
+    return cache_root() / "cubins"
 
 
 def arch_number(arch: str) -> int:
@@ -188,7 +187,8 @@ def compile_launch(
     key = _cache_key(jit_fn, launch, signature, constexprs, attrs, options, arch)
     root = directory or cache_dir()
     if use_cache:
-        hit = _load_cached(root, key, launch.name)
+        hit = load_cubin(root, key, launch.name, CACHE_VERSION,
+                         lambda record, path: _cubin(record, path, key, cached=True))  # fmt: skip
         if hit is not None:
             return hit
     cubin_bytes, meta, ptx = _triton_compile(jit_fn, launch.name, signature, constexprs, attrs,
@@ -221,16 +221,7 @@ def compile_launch(
         "arch": arch,
         "triton": triton_version(),
     }
-    path = root / f"{key}.cubin"
-    if use_cache:
-        try:
-            _store(root, key, cubin_bytes, record)
-        except OSError as err:
-            log.warning("cubin cache %s not written: %s", root, err)
-            use_cache = False
-    if not use_cache:
-        path = Path(tempfile.mkdtemp(prefix="odc-cubin-")) / f"{key}.cubin"
-        path.write_bytes(cubin_bytes)
+    path = store_cubin(root, key, cubin_bytes, record, use_cache)
     log.debug("compiled %s for %s: %d bytes, %d params", launch.name, arch, len(cubin_bytes),
               len(params))  # fmt: skip
     return _cubin(record, path, key, cached=False)
@@ -627,37 +618,6 @@ def _cache_key(
 
 def _const_repr(value: Any) -> str:
     return f"{type(value).__name__}:{value!r}"
-
-
-def _load_cached(root: Path, key: str, name: str) -> Cubin | None:
-    meta_path, path = root / f"{key}.json", root / f"{key}.cubin"
-    try:
-        record = json.loads(meta_path.read_text())
-        if record.get("version") != CACHE_VERSION or not path.is_file():
-            return None
-        with open(path, "rb") as f:
-            if f.read(4) != b"\x7fELF":
-                return None
-        return _cubin(record, path, key, cached=True)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        log.warning("cubin cache entry %s for %s is unreadable (%s): recompiling", key, name, err)
-        return None
-
-
-def _store(root: Path, key: str, data: bytes, record: dict[str, Any]) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    # The cubin first: a metadata file is only ever next to a complete cubin.
-    for suffix, blob in ((".cubin", data), (".json", json.dumps(record).encode())):
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=root)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
-            os.replace(tmp, root / f"{key}{suffix}")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 def _cubin(record: dict[str, Any], path: Path, key: str, cached: bool) -> Cubin:

@@ -274,9 +274,9 @@ def _value(ctx: Context, name: str | None) -> Value | None:
 
 
 def cache_path() -> Path:
-    base = os.environ.get("ODC_CACHE_DIR")
-    root = Path(base) if base else Path.home() / ".cache" / "onnx-deploy-optimizer"
-    return root / "tactics.json"
+    from optimizer.kernels.cache import cache_root
+
+    return cache_root() / "tactics.json"
 
 
 class TimingCache:
