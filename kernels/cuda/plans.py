@@ -48,6 +48,7 @@ from optimizer.kernels.triton.launch import (
     TensorDesc,
     Unsupported,
 )
+from optimizer.kernels.triton.resize import resize_geometry, scale_bits
 
 #: The tactic name the NVRTC launch of a step carries.
 TACTIC = "nvrtc"
@@ -120,72 +121,49 @@ def _pow2(n: int) -> int:
     return p
 
 
-def _bits(v: float) -> int:
-    return struct.unpack("<q", struct.pack("<d", float(v)))[0]
-
-
-def _resize(entry: str, inputs, outputs, iparams, fparams, n_ip: int) -> NvrtcLaunch:
-    if len(inputs) != 1 or inputs[0] is None or len(outputs) != 1:
-        raise Unsupported(f"{entry}: expects 1 input and 1 output")
-    if len(iparams) != n_ip or len(fparams) != 2:
-        raise Unsupported(f"{entry}: expects {n_ip} iparams and fparams [scale_h, scale_w]")
-    x, y = inputs[0], outputs[0]
-    if len(x.shape) != 4 or len(y.shape) != 4 or x.shape[:2] != y.shape[:2]:
-        raise Unsupported(f"{entry}: X [N,C,H,W] and Y [N,C,OH,OW] must share N and C")
-    if x.dtype not in FLOAT_DTYPES or y.dtype != x.dtype:
-        raise Unsupported(f"{entry}: X and Y must share one of {FLOAT_DTYPES}")
-    n, c, h, w = x.shape
-    oh, ow = y.shape[2:]
-    if y.numel and (h == 0 or w == 0):
-        raise Unsupported(f"{entry}: cannot resize an empty input to a non-empty output")
-    coord = int(iparams[0])
-    if not 0 <= coord <= 3:
-        raise Unsupported(f"{entry}: coordinate mode {coord} not in 0..3")
+def _resize(
+    entry: str, inputs, outputs, iparams, fparams, n_ip: int
+) -> tuple[NvrtcLaunch, dict[str, Arg]]:
+    """The launch (common arguments) and the tiling arguments that end the kernel's list."""
+    n, c, h, w, oh, ow, coord, sh, sw = resize_geometry(
+        entry, inputs, outputs, iparams, fparams, n_ip
+    )
     rows = n * c * oh
     if rows >= 2**31 or max(h, w, oh, ow) >= 2**31:
         raise Unsupported(f"{entry}: {rows} output rows (the kernel indexes rows in int32)")
-    sh = fparams[0] if fparams[0] > 0 else oh / max(1, h)
-    sw = fparams[1] if fparams[1] > 0 else ow / max(1, w)
     bw = min(_pow2(max(ow, 1)), _MAX_BW)
     rb = max(1, min(_MAX_RB, _TILE // bw, rows))
     tile = rb * bw
     num_warps = max(1, min(8, tile // 32 // 4))  # about 4 outputs a thread
-    args = {"x": In(0), "y": Out(0), "sh_bits": I64(_bits(sh)), "sw_bits": I64(_bits(sw)),
+    args = {"x": In(0), "y": Out(0), "sh_bits": I64(scale_bits(sh)), "sw_bits": I64(scale_bits(sw)),
             "H": I32(h), "W": I32(w), "OH": I32(max(oh, 1)), "OW": I32(ow),
             "coord": I32(coord)}  # fmt: skip
-    return NvrtcLaunch(
+    launch = NvrtcLaunch(
         name="", source="resize.cu", entry="", args=args,
         grid=(_cdiv(max(rows, 1), rb), _cdiv(max(ow, 1), bw)), num_warps=num_warps,
     )  # fmt: skip
-
-
-def _resize_tail(launch: NvrtcLaunch, y: TensorDesc) -> None:
-    n, c, oh, ow = y.shape
-    bw = min(_pow2(max(ow, 1)), _MAX_BW)
-    rows = n * c * oh
-    rb = max(1, min(_MAX_RB, _TILE // bw, rows))
-    launch.args.update({"rows": I32(rows), "log_bw": I32(bw.bit_length() - 1), "rb": I32(rb)})
+    return launch, {"rows": I32(rows), "log_bw": I32(bw.bit_length() - 1), "rb": I32(rb)}
 
 
 def plan_resize_nearest(inputs, outputs, iparams, fparams) -> NvrtcLaunch:
     """resize_nearest_f32: iparams [coordinate_mode, nearest_mode]; fparams [scale_h, scale_w]."""
-    launch = _resize("resize_nearest_f32", inputs, outputs, iparams, fparams, 2)
+    launch, tiling = _resize("resize_nearest_f32", inputs, outputs, iparams, fparams, 2)
     mode = int(iparams[1])
     if not 0 <= mode <= 3:
         raise Unsupported(f"resize_nearest_f32: nearest mode {mode} not in 0..3")
     launch.name = "nvrtc.resize_nearest"
     launch.entry = f"resize_nearest_{SUFFIX[outputs[0].dtype]}"
     launch.args["mode"] = I32(mode)
-    _resize_tail(launch, outputs[0])
+    launch.args.update(tiling)
     return launch
 
 
 def plan_resize_bilinear(inputs, outputs, iparams, fparams) -> NvrtcLaunch:
     """resize_bilinear_f32: iparams [coordinate_mode]; fparams [scale_h, scale_w]."""
-    launch = _resize("resize_bilinear_f32", inputs, outputs, iparams, fparams, 1)
+    launch, tiling = _resize("resize_bilinear_f32", inputs, outputs, iparams, fparams, 1)
     launch.name = "nvrtc.resize_bilinear"
     launch.entry = f"resize_bilinear_{SUFFIX[outputs[0].dtype]}"
-    _resize_tail(launch, outputs[0])
+    launch.args.update(tiling)
     return launch
 
 

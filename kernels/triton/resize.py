@@ -127,11 +127,16 @@ def _resize_bilinear_kernel(
     tl.store(y_ptr + row.to(tl.int64) * OW + ox, v.to(y_ptr.dtype.element_ty), mask=mask)
 
 
-def _bits(v: float) -> int:
+def scale_bits(v: float) -> int:
+    """A double scale's bit pattern as an int64 argument (so 1/3 is not rounded to float32)."""
     return struct.unpack("<q", struct.pack("<d", float(v)))[0]
 
 
-def _plan(entry: str, inputs, outputs, iparams, fparams, n_ip: int) -> TritonLaunch:
+def resize_geometry(
+    entry: str, inputs, outputs, iparams, fparams, n_ip: int
+) -> tuple[int, int, int, int, int, int, int, float, float]:
+    """The checked step of a resize entry: ``(n, c, h, w, oh, ow, coordinate_mode, scale_h,
+    scale_w)``; shared with the NVRTC twins (``kernels/cuda/plans.py``)."""
     if len(inputs) != 1 or inputs[0] is None or len(outputs) != 1:
         raise Unsupported(f"{entry}: expects 1 input and 1 output")
     if len(iparams) != n_ip or len(fparams) != 2:
@@ -150,6 +155,13 @@ def _plan(entry: str, inputs, outputs, iparams, fparams, n_ip: int) -> TritonLau
         raise Unsupported(f"{entry}: coordinate mode {coord} not in 0..3")
     sh = fparams[0] if fparams[0] > 0 else oh / max(1, h)
     sw = fparams[1] if fparams[1] > 0 else ow / max(1, w)
+    return n, c, h, w, oh, ow, coord, sh, sw
+
+
+def _plan(entry: str, inputs, outputs, iparams, fparams, n_ip: int) -> TritonLaunch:
+    n, c, h, w, oh, ow, coord, sh, sw = resize_geometry(
+        entry, inputs, outputs, iparams, fparams, n_ip
+    )
     block = min(triton.next_power_of_2(max(ow, 1)), 1024)
     rows = n * c * oh
     # Several rows per program when rows are short (unet's 32-pixel rows at batch 16 made 32768
@@ -158,8 +170,8 @@ def _plan(entry: str, inputs, outputs, iparams, fparams, n_ip: int) -> TritonLau
     return TritonLaunch(
         name="",
         kernel=None,
-        args={"x_ptr": In(0), "y_ptr": Out(0), "sh_bits": I64(_bits(sh)),
-              "sw_bits": I64(_bits(sw))},
+        args={"x_ptr": In(0), "y_ptr": Out(0), "sh_bits": I64(scale_bits(sh)),
+              "sw_bits": I64(scale_bits(sw))},
         # an empty Y launches one program that stores nothing (ROWS = 0; OH >= 1 keeps row // OH)
         constexprs={"H": h, "W": w, "OH": max(oh, 1), "OW": ow, "COORD": coord, "BLOCK": block,
                     "ROWS": rows, "RB": rb},
