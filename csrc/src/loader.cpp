@@ -281,6 +281,41 @@ struct SignatureSpec {
 
 }  // namespace
 
+ListedFile::ListedFile(const std::string& path, const std::string& name, int64_t size)
+    : name_(name), size_(size) {
+  // O_NONBLOCK: a FIFO must not block the open (fstat below refuses it).
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd_ < 0) {
+    if (errno == ENOENT) throw invalid(name + ": missing file");
+    throw invalid(name + ": cannot open: " + std::strerror(errno));
+  }
+  struct stat info;
+  if (::fstat(fd_, &info) != 0 || !S_ISREG(info.st_mode)) {
+    ::close(fd_);
+    throw invalid(name + ": not a regular file");
+  }
+  if (int64_t(info.st_size) != size) {
+    ::close(fd_);
+    throw invalid(name + ": size " + std::to_string(info.st_size) + " != " +
+                  std::to_string(size) + " in manifest");
+  }
+}
+
+ListedFile::~ListedFile() { ::close(fd_); }
+
+void ListedFile::hash_into(Sha256& hasher) const {
+  std::vector<uint8_t> chunk(size_t(1) << 20);
+  int64_t done = 0;
+  while (done < size_) {
+    ssize_t n = ::read(fd_, chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw invalid(name_ + ": read failed");
+    hasher.update(chunk.data(), size_t(n));
+    done += n;
+  }
+  if (done != size_) throw invalid(name_ + ": changed while loading");
+}
+
 void set_python_resolver(odc_python_kernel_resolver resolver, void* user_data) {
   std::lock_guard<std::mutex> lock(g_resolver_mutex);
   g_resolver = resolver;
@@ -600,24 +635,8 @@ class Loader {
   void verify_files() {
     for (const auto& [name, entry] : files_) {
       check_inside(name);
-      // O_NONBLOCK: a FIFO must not block the open (fstat below refuses it).
-      int fd = ::open(path(name).c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-      if (fd < 0) {
-        if (errno == ENOENT) throw invalid(name + ": missing file");
-        throw invalid(name + ": cannot open: " + std::strerror(errno));
-      }
-      struct FdCloser {
-        int fd;
-        ~FdCloser() { ::close(fd); }
-      } closer{fd};
-      struct stat info;
-      if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-        throw invalid(name + ": not a regular file");
-      }
-      if (int64_t(info.st_size) != entry.size) {
-        throw invalid(name + ": size " + std::to_string(info.st_size) + " != " +
-                      std::to_string(entry.size) + " in manifest");
-      }
+      const ListedFile file(path(name), name, entry.size);
+      const int fd = file.fd();
       Sha256 hasher;
       if (name == "plan.json") {
         if (entry.size > kMaxJsonBytes) throw invalid("plan.json: larger than 256 MiB");
@@ -640,16 +659,7 @@ class Loader {
           if (verify_) hasher.update(map, size_t(entry.size));
         }
       } else if (verify_) {
-        std::vector<uint8_t> chunk(size_t(1) << 20);
-        int64_t done = 0;
-        while (done < entry.size) {
-          ssize_t n = ::read(fd, chunk.data(), chunk.size());
-          if (n < 0 && errno == EINTR) continue;
-          if (n <= 0) throw invalid(name + ": read failed");
-          hasher.update(chunk.data(), size_t(n));
-          done += n;
-        }
-        if (done != entry.size) throw invalid(name + ": changed while loading");
+        file.hash_into(hasher);
       }
       if (verify_ && hasher.hex_digest() != entry.sha256) {
         throw invalid(name + ": sha256 differs from the manifest (file edited or corrupt)");

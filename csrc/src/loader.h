@@ -42,6 +42,27 @@ std::string cuda_unusable_reason(const std::string& arch);
 // major.minor: the same major and a minor at least its own ('a': exactly its own).
 bool cubin_runs_on(const std::string& arch, int major, int minor);
 
+class Sha256;  // sha256.h
+
+// A file a manifest lists, opened for reading: `name` is how errors call it ("invalid module:
+// weights.bin: missing file"). Never blocks on a FIFO, refuses anything but a regular file and
+// a size other than `size`. Closes itself.
+class ListedFile {
+ public:
+  ListedFile(const std::string& path, const std::string& name, int64_t size);
+  ~ListedFile();
+  ListedFile(const ListedFile&) = delete;
+  ListedFile& operator=(const ListedFile&) = delete;
+  int fd() const { return fd_; }
+  // Feeds the file's `size` bytes to `hasher`, reading them in 1 MiB chunks.
+  void hash_into(Sha256& hasher) const;
+
+ private:
+  int fd_ = -1;
+  std::string name_;
+  int64_t size_ = 0;
+};
+
 }  // namespace odc
 
 #endif  // ODC_LOADER_H_

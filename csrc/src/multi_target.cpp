@@ -207,33 +207,10 @@ class IndexLoader {
     const bool verify = !(flags_ & ODC_LOAD_SKIP_CHECKSUMS);
     for (const auto& [name, entry] : files_) {
       check_inside(name);
-      int fd = ::open(path(name).c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-      if (fd < 0) {
-        if (errno == ENOENT) throw invalid(name + ": missing file");
-        throw invalid(name + ": cannot open: " + std::strerror(errno));
-      }
-      struct FdCloser {
-        int fd;
-        ~FdCloser() { ::close(fd); }
-      } closer{fd};
-      struct stat info;
-      if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) throw invalid(name + ": not a regular file");
-      if (int64_t(info.st_size) != entry.size) {
-        throw invalid(name + ": size " + std::to_string(info.st_size) + " != " +
-                      std::to_string(entry.size) + " in manifest");
-      }
+      const ListedFile file(path(name), name, entry.size);
       if (!verify) continue;
       Sha256 hasher;
-      std::vector<uint8_t> chunk(size_t(1) << 20);
-      int64_t done = 0;
-      while (done < entry.size) {
-        ssize_t n = ::read(fd, chunk.data(), chunk.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) throw invalid(name + ": read failed");
-        hasher.update(chunk.data(), size_t(n));
-        done += n;
-      }
-      if (done != entry.size) throw invalid(name + ": changed while loading");
+      file.hash_into(hasher);
       if (hasher.hex_digest() != entry.sha256) {
         throw invalid(name + ": sha256 differs from the manifest (file edited or corrupt)");
       }
