@@ -26,14 +26,8 @@ namespace {
 
 const char kNoDriver[] = "module targets cuda: NVIDIA driver not found (/nonexistent/libcuda.so.1)";
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_text(const std::string& path, const std::string& data) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
-}
+using odc_test::read_text;
+using odc_test::write_text;
 
 void refresh(const std::string& dir) {
   json manifest = json::parse(read_text(dir + "/manifest.json"));
