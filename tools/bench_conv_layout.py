@@ -5,15 +5,15 @@ vector loads), with cuDNN (torch, NCHW and channels_last) for scale. fp16, 3x3, 
 
     python tools/bench_conv_layout.py
 
-H100 80GB HBM3, torch 2.11, the GPU machine's Triton 3.6 (JIT), 2026-11-24:
+H100 80GB HBM3, torch 2.11, the GPU machine's Triton 3.6 (JIT), 2026-11-24 (this script):
 
     shape (n, c, h, w, co, k, stride) | cudnn nchw | cudnn nhwc | triton nchw | triton nhwc
-    (16, 16, 64, 64, 16, 3, 1)        |  24.4 | 13.7 |  25.7 |  17.8
-    (16, 32, 64, 64, 16, 3, 1)        |  27.9 | 16.7 |  24.7 |  20.2
-    (16, 32, 32, 32, 32, 3, 1)        |  14.9 |  7.9 |  12.5 |  11.3
-    (16, 64, 56, 56, 64, 3, 1)        |  39.7 | 23.6 | 273.9 |  82.6
-    (16, 128, 56, 56, 128, 3, 2)      |  36.0 | 17.9 | 291.9 | 107.7
-    (16, 32, 64, 64, 64, 3, 2)        |  21.8 | 12.0 |  34.9 |  12.7
+    (16, 16, 64, 64, 16, 3, 1)        |  23.9 | 13.2 |  24.9 |  17.3
+    (16, 32, 64, 64, 16, 3, 1)        |  27.3 | 16.6 |  24.3 |  19.8
+    (16, 32, 32, 32, 32, 3, 1)        |  15.0 |  8.0 |  12.0 |  11.0
+    (16, 64, 56, 56, 64, 3, 1)        |  39.2 | 23.3 | 266.9 |  81.1
+    (16, 128, 56, 56, 128, 3, 2)      |  35.8 | 17.7 | 283.7 | 103.9
+    (16, 32, 64, 64, 64, 3, 2)        |  21.4 | 11.9 |  33.8 |  11.9
 
 Channels-last input cuts the big-map layers 3x; the CUDA lowering does not produce NHWC
 activations yet (a layout pass over convolution chains is the next step).

@@ -10,11 +10,11 @@ that the runtime never reads) so the directory fits a 64 MiB transfer. ``run`` c
 and torch eager against onnxruntime, then times eager, ``torch.compile(mode="reduce-overhead")``
 and the module (``run(out=, stream=)``) interleaved, medians of 7 rounds of 30 inferences.
 
-H100 80GB HBM3, torch 2.11.0+cu130, fp16, 2026-11-24: eager 4.385 ms, torch.compile
-reduce-overhead 0.477 ms, module 0.500 ms (1.05x); module vs onnxruntime fp32 max abs 0.065 on
-logits up to 2.36 (torch eager fp16: 0.069). 58 steps, 53 of them convolutions (0.62 ms of
-event-timed steps launched one by one); the 3x3 layers over 56x56 maps take 23 us each
-(see tools/bench_conv_layout.py).
+H100 80GB HBM3, torch 2.11.0+cu130, fp16, 2026-11-24 (this script): eager 7.112 ms, torch.compile
+reduce-overhead 0.488 ms, module 0.500 ms (1.02x); module vs onnxruntime fp32 max abs 0.066 on
+logits up to 2.36 (torch eager fp16: 0.069). The module's ``profile(feeds)`` (steps launched one by one
+between CUDA events) showed 58 steps, 53 of them convolutions (0.62 ms), the 3x3 layers over
+56x56 maps at 23 us each (see tools/bench_conv_layout.py).
 """
 
 from __future__ import annotations
